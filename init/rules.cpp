@@ -1,0 +1,1 @@
+#include "init/rules.hpp"

@@ -1,0 +1,3 @@
+#pragma once
+
+namespace devspaces::init {}  // namespace devspaces::init

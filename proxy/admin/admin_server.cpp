@@ -1,0 +1,2 @@
+// Placeholder: the admin server lands with the TCP core.
+#include "proxy/metrics.hpp"

@@ -1,0 +1,2 @@
+// Placeholder: the llhttp wrapper lands with the HTTP routing issue.
+#include <llhttp.h>

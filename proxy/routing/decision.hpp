@@ -1,0 +1,34 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace devspaces::proxy::routing {
+
+/// Where the route space came from (trace field route_as_source).
+enum class route_source { header, host, none };
+
+/// Which level of the space chain served the request (trace field route.decision).
+enum class decision_kind { own, parent, grandparent, original };
+
+/// One candidate name and what the resolver said: "nxdomain", "error", "timeout" or an address.
+struct tried_name {
+  std::string name;
+  std::string result;
+};
+
+/// The explanation of one routing decision, kept with the exchange for its trace record.
+struct route_decision {
+  std::optional<std::string> service;  ///< null when no routing was attempted
+  decision_kind decision = decision_kind::original;
+  std::optional<int> level;  ///< 0, 1, 2; null for original
+  std::vector<tried_name> tried;
+};
+
+/// "own", "parent", "grandparent", "original".
+const char* to_string(decision_kind d);
+/// "header", "host", "none".
+const char* to_string(route_source s);
+
+}  // namespace devspaces::proxy::routing
