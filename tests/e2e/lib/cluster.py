@@ -1,0 +1,156 @@
+"""A miniature dev-spaces cluster in network namespaces, for the demo and the e2e tests.
+
+Topology: a "node" namespace holds a bridge; every pod (and the DNS server and the ingress
+client) is a namespace with a veth into that bridge and an address in 198.18.0.0/24. A real DNS
+server (dnsmasq) answers `<svc>.<space>.svc.<domain>` for the pods that exist and NXDOMAIN for
+the rest, so both the app (glibc, through the search list the init writes) and the proxy
+(c-ares) resolve names as they would in Kubernetes. Each pod runs its app, then
+`devspaces-proxy-init apply`, then `devspaces-proxy` as UID 1337.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.parse
+
+import netns
+
+DNS_IP = "198.18.0.2"
+INGRESS_IP = "198.18.0.3"
+DOMAIN = "cluster.local"
+APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_app.py")
+
+
+def bin_dir():
+    d = os.environ.get("DEVSPACES_BIN_DIR")
+    if not d:
+        raise RuntimeError("DEVSPACES_BIN_DIR must name the build directory")
+    return d
+
+
+class Pod:
+    def __init__(self, cluster, service, space, parents, ip, calls):
+        self.cluster, self.service, self.space, self.parents = cluster, service, space, parents
+        self.ip = ip
+        self.pod_name = f"{service}-{space}-7d9f"
+        self.ns = cluster.lab.namespace(f"{service[:6]}{space[:6]}")
+        cluster.attach(self.ns, ip)
+        d = f"/etc/netns/{self.ns.name}"
+        os.makedirs(d, exist_ok=True)
+        cluster.lab.etc_dirs.append(d)
+        with open(os.path.join(d, "resolv.conf"), "w") as f:
+            f.write(f"nameserver {DNS_IP}\nsearch svc.{DOMAIN} {DOMAIN}\noptions ndots:5\n")
+        self.log = os.path.join(cluster.tmp, f"{self.pod_name}.log")
+        app_args = ["python3", APP, "--name", service, "--space", space, "--port", "80"]
+        for c in calls:
+            app_args += ["--call", c]
+        self.ns.popen(app_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.ns.wait_port("127.0.0.1", 80)
+
+    def init_args(self):
+        args = [os.path.join(bin_dir(), "init", "devspaces-proxy-init"), "apply",
+                "--space", self.space, "--ipv6", "off"]
+        if self.parents:
+            args += ["--parent-spaces", ",".join(self.parents)]
+        return args
+
+    def start_proxy(self, extra=()):
+        res = self.ns.run(self.init_args())
+        self.init_output = res.stdout
+        env = dict(os.environ, POD_NAME=self.pod_name, POD_NAMESPACE=self.space)
+        args = [os.path.join(bin_dir(), "proxy", "devspaces-proxy"), "--space", self.space,
+                "--admin-address", "0.0.0.0:15090", "--resolver", "dns", "--log-level", "debug",
+                *extra]
+        if self.parents:
+            args += ["--parent-spaces", ",".join(self.parents)]
+        self.proxy = self.ns.popen(args, uid=netns.PROXY_UID, env=env,
+                                   stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        netns.wait_until(lambda: self.admin("/readyz")[0] == 200, 15, f"{self.pod_name} ready")
+
+    def admin(self, path):
+        """(status, body) of a GET on this pod's admin port, from inside the pod (loopback)."""
+        res = self.ns.run(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5",
+                           f"http://127.0.0.1:15090{path}"], check=False)
+        body, _, code = res.stdout.rpartition("\n")
+        return (int(code) if code.isdigit() else 0), body
+
+    def traces(self):
+        """This pod's trace records (the /traces replay), parsed."""
+        status, body = self.admin("/traces?last=1000")
+        if status != 200:
+            return []
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def metric(self, name, **labels):
+        """Value of one metric series from /metrics (0 when absent)."""
+        _, body = self.admin("/metrics")
+        for line in body.splitlines():
+            if not line.startswith(name):
+                continue
+            head, _, value = line.rpartition(" ")
+            if head.split("{")[0] != name:
+                continue
+            want = all(f'{k}="{v}"' in head for k, v in labels.items())
+            if want:
+                return float(value)
+        return 0.0
+
+
+class Cluster:
+    def __init__(self, lab):
+        self.lab = lab
+        self.tmp = tempfile.mkdtemp(prefix="devspaces-cluster-")
+        self.node = lab.namespace("node")
+        self.node.run(["ip", "link", "add", "br0", "type", "bridge"])
+        self.node.run(["ip", "link", "set", "br0", "up"])
+        self._n = 0
+        self.pods = []
+        self.dns_ns = lab.namespace("dns")
+        self.attach(self.dns_ns, DNS_IP)
+        self.ingress = lab.namespace("ingress")
+        self.attach(self.ingress, INGRESS_IP)
+
+    def attach(self, ns, ip):
+        """Joins a namespace to the node bridge with address ip/24."""
+        self._n += 1
+        outer, inner = f"br{os.getpid() % 10000}x{self._n}", "eth0"
+        netns.run(["ip", "link", "add", outer, "netns", self.node.name, "type", "veth", "peer",
+                   "name", inner, "netns", ns.name])
+        self.node.run(["ip", "link", "set", outer, "master", "br0"])
+        self.node.run(["ip", "link", "set", outer, "up"])
+        ns.run(["ip", "addr", "add", f"{ip}/24", "dev", inner])
+        ns.run(["ip", "link", "set", inner, "up"])
+
+    def add_pod(self, service, space, parents=(), calls=()):
+        ip = f"198.18.0.{11 + len(self.pods)}"
+        pod = Pod(self, service, space, list(parents), ip, list(calls))
+        self.pods.append(pod)
+        return pod
+
+    def start_dns(self):
+        """dnsmasq answering <svc>.<space>.svc.<domain> for every pod, NXDOMAIN for the rest."""
+        args = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--user=root",
+                "--pid-file=", f"--listen-address={DNS_IP}", "--bind-interfaces",
+                f"--local=/{DOMAIN}/", "--local-ttl=5", "--log-facility=-"]
+        for p in self.pods:
+            args.append(f"--host-record={p.service}.{p.space}.svc.{DOMAIN},{p.ip}")
+        self.dns_ns.popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        netns.wait_until(lambda: self.dns_ns.run(
+            ["python3", "-c", "import socket; socket.getaddrinfo('x', 1)"], check=False) is not None,
+            5, "dnsmasq")
+
+    def ingress_get(self, pod, host, path="/", headers=()):
+        """curl from the ingress namespace to pod:80 with the given Host header; (status, body)."""
+        args = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "15",
+                "-H", f"Host: {host}"]
+        for h in headers:
+            args += ["-H", h]
+        args.append(f"http://{pod.ip}{urllib.parse.quote(path)}")
+        res = self.ingress.run(args, check=False)
+        body, _, code = res.stdout.rpartition("\n")
+        return (int(code) if code.isdigit() else 0), body
+
+    def close(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
