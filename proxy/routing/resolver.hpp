@@ -110,6 +110,9 @@ class resolver {
 /// address of a name wins, else its first IPv6 address; a missing name is nxdomain; an
 /// unreadable file answers error.
 std::unique_ptr<resolver_backend> make_hosts_backend(std::string path);
+/// Same, checking the file for changes at most every `check_interval` (tests).
+std::unique_ptr<resolver_backend> make_hosts_backend(std::string path,
+                                                     std::chrono::milliseconds check_interval);
 
 /// Options of the c-ares backend.
 struct dns_backend_options {

@@ -121,6 +121,7 @@ class space_tree_watcher {
   boost::asio::steady_timer timer_;
   file_id last_;
   bool running_ = false;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  ///< expires with *this
 };
 
 }  // namespace devspaces::proxy::routing

@@ -1,0 +1,230 @@
+#include "proxy/routing/router.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <map>
+
+namespace devspaces::proxy::routing {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// Answers from a fixed table at once; names not in the table are nxdomain, "*error*" names
+// fail.
+struct table_backend : resolver_backend {
+  explicit table_backend(std::map<std::string, std::string> t) : table(std::move(t)) {}
+  void async_lookup(const std::string& name, std::function<void(backend_answer)> done) override {
+    if (name.find("error") != std::string::npos) return done({lookup_status::error, {}, 0s});
+    auto it = table.find(name);
+    if (it == table.end()) return done({lookup_status::nxdomain, {}, 0s});
+    done({lookup_status::found, asio::ip::make_address(it->second), 30s});
+  }
+  std::map<std::string, std::string> table;
+};
+
+struct router_fixture : ::testing::Test {
+  asio::io_context io;
+  proxy_metrics metrics;
+  std::shared_ptr<config> cfg = std::make_shared<config>();
+  std::shared_ptr<space_tree_holder> tree;
+  std::unique_ptr<router> r;
+
+  void SetUp() override {
+    cfg->space = "azureuser";
+    cfg->parent_spaces = {"default"};
+    auto t = build_space_tree(cfg->space, cfg->parent_spaces,
+                              R"({"spaces": {"dev": {"parent": "azureuser"}}})");
+    ASSERT_TRUE(t.tree) << t.error;
+    tree = std::make_shared<space_tree_holder>(t.tree);
+    auto res = std::make_shared<resolver>(
+        io.get_executor(),
+        std::make_unique<table_backend>(std::map<std::string, std::string>{
+            {"servicea.default.svc.cluster.local", "10.0.0.5"},
+            {"servicea.azureuser.svc.cluster.local", "10.0.1.5"},
+            {"serviceb.default.svc.cluster.local", "10.0.0.7"},
+            {"servicec.dev.svc.cluster.local", "fd00::c"},
+        }),
+        metrics);
+    r = std::make_unique<router>(io.get_executor(), cfg, metrics, tree, res);
+  }
+
+  route_result outbound(std::string_view host, std::vector<std::string_view> headers) {
+    std::optional<route_result> out;
+    asio::co_spawn(io, r->route_outbound(host, headers),
+                   [&](std::exception_ptr e, route_result res) {
+                     if (e) std::rethrow_exception(e);
+                     out = std::move(res);
+                   });
+    io.restart();
+    io.run();
+    EXPECT_TRUE(out);
+    return out.value_or(route_result{});
+  }
+
+  route_result inbound(std::string_view host, std::vector<std::string_view> headers) {
+    return r->route_inbound(host, headers);
+  }
+
+  double decisions(route_outcome o) { return metrics.route_decisions(o).Value(); }
+};
+
+TEST_F(router_fixture, WalkThroughParentFallback) {
+  auto res = outbound("serviceb", {"azureuser"});
+  EXPECT_EQ(res.route_as, "azureuser");
+  EXPECT_EQ(res.source, route_source::header);
+  EXPECT_EQ(res.metric, route_outcome::parent);
+  EXPECT_EQ(res.decision.service, "serviceb");
+  EXPECT_EQ(res.decision.decision, decision_kind::parent);
+  EXPECT_EQ(res.decision.level, 1);
+  ASSERT_EQ(res.decision.tried.size(), 2u);
+  EXPECT_EQ(res.decision.tried[0].name, "serviceb.azureuser.svc.cluster.local");
+  EXPECT_EQ(res.decision.tried[0].result, "nxdomain");
+  EXPECT_EQ(res.decision.tried[1].name, "serviceb.default.svc.cluster.local");
+  EXPECT_EQ(res.decision.tried[1].result, "10.0.0.7");
+  ASSERT_TRUE(res.target);
+  EXPECT_EQ(res.target->to_string(), "10.0.0.7");
+  EXPECT_FALSE(res.insert_header);
+  EXPECT_EQ(decisions(route_outcome::parent), 1);
+}
+
+TEST_F(router_fixture, OwnSpaceHit) {
+  auto res = outbound("servicea:80", {"azureuser"});
+  EXPECT_EQ(res.decision.decision, decision_kind::own);
+  EXPECT_EQ(res.decision.level, 0);
+  EXPECT_EQ(res.target->to_string(), "10.0.1.5");
+  EXPECT_EQ(res.decision.tried.size(), 1u);
+  EXPECT_EQ(decisions(route_outcome::own), 1);
+}
+
+TEST_F(router_fixture, GrandparentFallbackAndIpv6) {
+  auto res = outbound("serviceb", {"dev"});
+  EXPECT_EQ(res.decision.decision, decision_kind::grandparent);
+  EXPECT_EQ(res.decision.level, 2);
+  EXPECT_EQ(res.target->to_string(), "10.0.0.7");
+  EXPECT_EQ(res.decision.tried.size(), 3u);
+  EXPECT_EQ(decisions(route_outcome::grandparent), 1);
+
+  auto v6 = outbound("servicec", {"dev"});
+  EXPECT_EQ(v6.decision.decision, decision_kind::own);
+  EXPECT_EQ(v6.target->to_string(), "fd00::c");
+}
+
+TEST_F(router_fixture, NothingResolvesGoesToOriginal) {
+  auto res = outbound("nosuch", {"azureuser"});
+  EXPECT_EQ(res.decision.decision, decision_kind::original);
+  EXPECT_FALSE(res.decision.level);
+  EXPECT_EQ(res.decision.service, "nosuch");
+  EXPECT_EQ(res.decision.tried.size(), 2u);
+  EXPECT_FALSE(res.target);
+  EXPECT_EQ(res.metric, route_outcome::original);
+  EXPECT_EQ(decisions(route_outcome::original), 1);
+}
+
+TEST_F(router_fixture, ResolverErrorsFallThrough) {
+  auto res = outbound("error", {"azureuser"});
+  EXPECT_FALSE(res.target);
+  ASSERT_EQ(res.decision.tried.size(), 2u);
+  EXPECT_EQ(res.decision.tried[0].result, "error");
+}
+
+TEST_F(router_fixture, ExplicitNamespaceMustBeInChain) {
+  // Ancestor named explicitly: still starts at S.
+  auto res = outbound("servicea.default.svc.cluster.local", {"azureuser"});
+  EXPECT_EQ(res.decision.decision, decision_kind::own);
+  EXPECT_EQ(res.target->to_string(), "10.0.1.5");
+  auto ns = outbound("serviceb.default", {"azureuser"});
+  EXPECT_EQ(ns.decision.decision, decision_kind::parent);
+  // Not in the chain of S: not routed.
+  auto other = outbound("serviceb.kube-system.svc", {"azureuser"});
+  EXPECT_FALSE(other.target);
+  EXPECT_FALSE(other.decision.service);
+  EXPECT_TRUE(other.decision.tried.empty());
+  EXPECT_EQ(other.route_as, "azureuser");
+  auto child_ns = outbound("servicec.dev", {"azureuser"});
+  EXPECT_FALSE(child_ns.target);
+}
+
+TEST_F(router_fixture, ExternalAndIpHostsGoToOriginal) {
+  for (auto host : {"www.example.com", "10.0.0.7", "10.0.0.7:80", "[fd00::1]:80", "",
+                    "serviceb.default.svc.other.domain"}) {
+    auto res = outbound(host, {"azureuser"});
+    EXPECT_FALSE(res.target) << host;
+    EXPECT_FALSE(res.decision.service) << host;
+    EXPECT_TRUE(res.decision.tried.empty()) << host;
+    EXPECT_EQ(res.decision.decision, decision_kind::original) << host;
+  }
+  EXPECT_EQ(decisions(route_outcome::original), 6);
+}
+
+TEST_F(router_fixture, NoHeaderAndInvalidHeader) {
+  auto none = outbound("serviceb", {});
+  EXPECT_FALSE(none.route_as);
+  EXPECT_EQ(none.source, route_source::none);
+  EXPECT_FALSE(none.target);
+  EXPECT_FALSE(none.decision.service);
+  EXPECT_EQ(none.metric, route_outcome::no_header);
+  auto bad = outbound("serviceb", {"Not_A_Label"});
+  EXPECT_FALSE(bad.route_as);
+  EXPECT_FALSE(bad.target);
+  EXPECT_EQ(bad.metric, route_outcome::invalid_header);
+  auto disagree = outbound("serviceb", {"azureuser", "default"});
+  EXPECT_FALSE(disagree.target);
+  EXPECT_EQ(decisions(route_outcome::no_header), 1);
+  EXPECT_EQ(decisions(route_outcome::invalid_header), 2);
+}
+
+TEST_F(router_fixture, HeaderSpaceLowercased) {
+  auto res = outbound("ServiceB", {"AzureUser"});
+  EXPECT_EQ(res.route_as, "azureuser");
+  EXPECT_EQ(res.decision.service, "serviceb");
+  EXPECT_EQ(res.target->to_string(), "10.0.0.7");
+}
+
+TEST_F(router_fixture, TreeSwapSeenOnNextRequest) {
+  EXPECT_EQ(outbound("serviceb", {"newspace"}).decision.decision, decision_kind::original);
+  tree->set(build_space_tree("azureuser", std::vector<std::string>{"default"},
+                             R"({"spaces": {"newspace": {"parent": "default"}}})")
+                .tree);
+  EXPECT_EQ(outbound("serviceb", {"newspace"}).decision.decision, decision_kind::parent);
+}
+
+TEST_F(router_fixture, InboundHostPatternAddsHeader) {
+  auto res = inbound("azureuser.s.default.servicea.example.io", {});
+  EXPECT_EQ(res.route_as, "azureuser");
+  EXPECT_EQ(res.source, route_source::host);
+  EXPECT_TRUE(res.insert_header);
+  EXPECT_FALSE(res.target);
+  EXPECT_FALSE(res.metric);
+  EXPECT_EQ(res.decision.decision, decision_kind::original);
+  EXPECT_FALSE(res.decision.service);
+}
+
+TEST_F(router_fixture, InboundExistingHeaderKept) {
+  auto res = inbound("azureuser.s.default.servicea.example.io", {"other"});
+  EXPECT_EQ(res.route_as, "other");
+  EXPECT_EQ(res.source, route_source::header);
+  EXPECT_FALSE(res.insert_header);
+}
+
+TEST_F(router_fixture, InboundInvalidHeaderNotReplaced) {
+  auto res = inbound("azureuser.s.default.servicea.example.io", {"bad value"});
+  EXPECT_FALSE(res.route_as);
+  EXPECT_EQ(res.source, route_source::none);
+  EXPECT_FALSE(res.insert_header);
+  EXPECT_EQ(res.metric, route_outcome::invalid_header);
+  EXPECT_EQ(decisions(route_outcome::invalid_header), 1);
+}
+
+TEST_F(router_fixture, InboundPlainHost) {
+  auto res = inbound("servicea.default:8080", {});
+  EXPECT_FALSE(res.route_as);
+  EXPECT_EQ(res.source, route_source::none);
+  EXPECT_FALSE(res.insert_header);
+  EXPECT_FALSE(res.metric);
+}
+
+}  // namespace
+}  // namespace devspaces::proxy::routing
