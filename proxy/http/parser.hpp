@@ -1,0 +1,163 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace devspaces::proxy::http {
+
+/// Why a message was rejected. Request errors answer 400 (431 for head_too_large); response
+/// errors answer 502.
+enum class parse_error {
+  none = 0,
+  malformed,            ///< start line or header syntax llhttp rejects
+  bad_method,           ///< method token not understood
+  bad_target,           ///< request target with invalid characters
+  bad_version,          ///< not HTTP/1.0 or HTTP/1.1
+  bad_status,           ///< response status line
+  invalid_header,       ///< bad header name token (includes "Name : value")
+  invalid_header_char,  ///< control character in a header value
+  nul_byte,             ///< NUL anywhere in the head
+  bare_cr,              ///< CR not followed by LF
+  bare_lf,              ///< LF not preceded by CR
+  obs_fold,             ///< header line continued with leading whitespace
+  both_cl_te,           ///< Content-Length and Transfer-Encoding together
+  duplicate_content_length,
+  bad_content_length,
+  bad_transfer_encoding,  ///< request Transfer-Encoding whose final coding is not chunked
+  bad_chunk_size,
+  bad_chunk,       ///< chunk framing (missing CRLF after data, bad extension)
+  head_too_large,  ///< head over --max-header-bytes
+  unexpected_eof,  ///< connection closed mid-message
+  internal,
+};
+
+/// Short reason phrase for error bodies ("both Content-Length and Transfer-Encoding").
+std::string_view describe(parse_error e);
+
+/// A byte range inside the connection buffer, as offsets from the buffer's base.
+struct byte_span {
+  std::uint32_t off = 0;
+  std::uint32_t len = 0;
+};
+
+/// One header line of a head: name and value (value without surrounding whitespace).
+struct header_field {
+  byte_span name;
+  byte_span value;
+  byte_span line;  ///< whole "Name: value" line without its CRLF
+};
+
+/// A parsed message head, all fields as spans into the buffer the bytes were parsed in.
+struct message_head {
+  std::uint32_t start = 0;  ///< first byte of the start line
+  std::uint32_t end = 0;    ///< one past the CRLF that ends the head
+  byte_span method;         ///< requests
+  byte_span target;         ///< requests
+  byte_span version;        ///< "1.1"
+  byte_span reason;         ///< responses
+  int status = 0;           ///< responses
+  int http_major = 1;
+  int http_minor = 1;
+  std::vector<header_field> headers;
+  bool chunked = false;
+  bool has_content_length = false;
+  std::uint64_t content_length = 0;
+  bool expect_continue = false;  ///< "Expect: 100-continue"
+};
+
+/// What one feed() call ended on.
+enum class parse_event {
+  need_more,         ///< every byte consumed, message not done
+  message_complete,  ///< parsing stopped right after the message; `consumed` ends it
+  error,
+};
+
+/// Outcome of feed(): the event, how many input bytes were consumed and whether the head
+/// completed during this call.
+struct feed_result {
+  parse_event event = parse_event::need_more;
+  std::size_t consumed = 0;
+  bool head_completed = false;
+};
+
+/// Streaming HTTP/1.x parser over llhttp in strict mode. The head is recorded as spans into
+/// the caller's buffer (never copied); body bytes are reported as spans of the fed data.
+/// Parsing stops at the end of each message so the bytes of a pipelined next message stay
+/// with the caller.
+class parser {
+ public:
+  enum class kind { request, response };
+
+  /// A parser of `k` messages whose head may be at most `max_head_bytes` long.
+  parser(kind k, std::size_t max_head_bytes);
+  ~parser();
+  parser(const parser&) = delete;
+  parser& operator=(const parser&) = delete;
+
+  /// Starts a new message whose bytes are fed from buffer `base` onwards (offsets are relative
+  /// to it). For responses, `head_request` / `connect_request` tell how to frame the body.
+  void begin_message(const char* base, bool head_request = false, bool connect_request = false);
+
+  /// Parses `data` (which lies inside the buffer given to begin_message, contiguous with what
+  /// was fed before for the current head).
+  feed_result feed(const char* data, std::size_t len);
+
+  /// The peer closed: completes a close-delimited message or reports unexpected_eof.
+  parse_event finish();
+
+  /// Body bytes seen by the last feed()/finish() call (spans of the fed data).
+  std::span<const std::span<const char>> body() const { return body_; }
+
+  bool head_complete() const { return head_complete_; }
+  bool message_done() const { return done_; }
+  const message_head& head() const { return head_; }
+  parse_error error() const { return error_; }
+
+  /// After message_complete: may the connection carry another message.
+  bool keep_alive() const { return keep_alive_; }
+  /// After message_complete: the message asks to switch protocols (Upgrade or CONNECT).
+  bool upgrade() const { return upgrade_; }
+  /// The body runs until the peer closes (responses without length).
+  bool body_until_eof() const;
+
+  /// Bytes of the current head fed so far (for the --max-header-bytes check).
+  std::size_t head_bytes_seen() const { return head_seen_; }
+
+  /// Text of a span of the current buffer.
+  std::string_view text(byte_span s) const { return {base_ + s.off, s.len}; }
+  /// First header named `name` (ASCII case-insensitive), or null.
+  const header_field* find_header(std::string_view name) const;
+
+  struct impl;
+
+ private:
+  friend struct impl;
+
+  std::unique_ptr<impl> impl_;
+  kind kind_;
+  std::size_t max_head_;
+  const char* base_ = nullptr;
+  const char* msg_start_ = nullptr;
+  const char* fed_end_ = nullptr;
+  bool head_request_ = false;
+  bool connect_request_ = false;
+  bool head_complete_ = false;
+  bool done_ = false;
+  bool keep_alive_ = false;
+  bool upgrade_ = false;
+  bool in_name_ = false;
+  bool in_value_ = false;
+  std::size_t head_seen_ = 0;
+  message_head head_;
+  parse_error error_ = parse_error::none;
+  std::vector<std::span<const char>> body_;
+};
+
+/// ASCII case-insensitive comparison of header names and tokens.
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace devspaces::proxy::http

@@ -1,0 +1,271 @@
+#include "proxy/http/parser.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace devspaces::proxy::http {
+namespace {
+
+// Outcome of parsing one message from `input` fed in pieces of `step` bytes (0 = all at once).
+struct outcome {
+  parse_event event = parse_event::need_more;
+  parse_error error = parse_error::none;
+  std::size_t consumed = 0;
+  std::string body;
+  std::string method, target, version, reason;
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::uint32_t head_end = 0;
+  bool keep_alive = false;
+  bool upgrade = false;
+  bool chunked = false;
+};
+
+outcome parse(parser::kind k, const std::string& input, std::size_t step = 0,
+              std::size_t max_head = 65536, bool head_request = false, bool connect = false,
+              bool eof = false) {
+  parser p(k, max_head);
+  // The bytes live in one buffer, as in the session.
+  std::string buf = input;
+  p.begin_message(buf.data(), head_request, connect);
+  outcome o;
+  std::size_t pos = 0;
+  while (pos < buf.size()) {
+    const std::size_t n = step == 0 ? buf.size() - pos : std::min(step, buf.size() - pos);
+    auto r = p.feed(buf.data() + pos, n);
+    for (auto s : p.body()) o.body.append(s.data(), s.size());
+    pos += r.consumed;
+    o.event = r.event;
+    if (r.event != parse_event::need_more) break;
+  }
+  if (o.event == parse_event::need_more && eof) {
+    o.event = p.finish();
+    for (auto s : p.body()) o.body.append(s.data(), s.size());
+  }
+  o.error = p.error();
+  o.consumed = pos;
+  if (p.head_complete()) {
+    const auto& h = p.head();
+    o.method = p.text(h.method);
+    o.target = p.text(h.target);
+    o.version = p.text(h.version);
+    o.reason = p.text(h.reason);
+    o.status = h.status;
+    o.head_end = h.end;
+    o.chunked = h.chunked;
+    for (const auto& f : h.headers) o.headers.emplace_back(p.text(f.name), p.text(f.value));
+  }
+  o.keep_alive = p.keep_alive();
+  o.upgrade = p.upgrade();
+  return o;
+}
+
+outcome req(const std::string& in, std::size_t step = 0) {
+  return parse(parser::kind::request, in, step);
+}
+
+TEST(parser, simple_get_spans_in_place) {
+  const std::string in =
+      "GET /a?b=1 HTTP/1.1\r\nHost: Example.COM:80\r\nX-Mixed-Case:  v  \r\n\r\n";
+  auto o = req(in);
+  EXPECT_EQ(o.event, parse_event::message_complete);
+  EXPECT_EQ(o.consumed, in.size());
+  EXPECT_EQ(o.method, "GET");
+  EXPECT_EQ(o.target, "/a?b=1");
+  EXPECT_EQ(o.version, "1.1");
+  ASSERT_EQ(o.headers.size(), 2u);
+  EXPECT_EQ(o.headers[0].first, "Host");
+  EXPECT_EQ(o.headers[0].second, "Example.COM:80");
+  EXPECT_EQ(o.headers[1].first, "X-Mixed-Case");
+  EXPECT_EQ(o.headers[1].second, "v");
+  EXPECT_EQ(o.head_end, in.size());
+  EXPECT_TRUE(o.keep_alive);
+}
+
+TEST(parser, every_split_gives_the_same_result) {
+  const std::vector<std::pair<parser::kind, std::string>> inputs = {
+      {parser::kind::request, "GET / HTTP/1.1\r\nHost: a\r\nEmpty:\r\n\r\n"},
+      {parser::kind::request, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"},
+      {parser::kind::request,
+       "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer-A: x\r\n\r\n"},
+      {parser::kind::response,
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
+      {parser::kind::response, "HTTP/1.0 404 Not Found\r\nContent-Length: 2\r\n\r\nno"},
+  };
+  for (const auto& [k, in] : inputs) {
+    auto whole = parse(k, in);
+    ASSERT_EQ(whole.event, parse_event::message_complete) << in;
+    ASSERT_EQ(whole.consumed, in.size()) << in;
+    for (std::size_t step = 1; step < in.size(); ++step) {
+      auto o = parse(k, in, step);
+      EXPECT_EQ(o.event, parse_event::message_complete) << in << " step " << step;
+      EXPECT_EQ(o.consumed, in.size());
+      EXPECT_EQ(o.body, whole.body);
+      EXPECT_EQ(o.headers, whole.headers);
+      EXPECT_EQ(o.target, whole.target);
+      EXPECT_EQ(o.reason, whole.reason);
+    }
+  }
+  EXPECT_EQ(parse(parser::kind::request, inputs[2].second).body, "hello world");
+}
+
+TEST(parser, stops_at_end_of_message_for_pipelining) {
+  const std::string first = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n";
+  const std::string second = "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
+  auto o = req(first + second);
+  EXPECT_EQ(o.event, parse_event::message_complete);
+  EXPECT_EQ(o.consumed, first.size());
+  EXPECT_EQ(o.target, "/1");
+}
+
+TEST(parser, keep_alive_rules) {
+  EXPECT_FALSE(req("GET / HTTP/1.0\r\nHost: a\r\n\r\n").keep_alive);
+  EXPECT_TRUE(req("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n").keep_alive);
+  EXPECT_FALSE(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").keep_alive);
+}
+
+TEST(parser, upgrade_and_connect_requests) {
+  auto ws = req("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  EXPECT_EQ(ws.event, parse_event::message_complete);
+  EXPECT_TRUE(ws.upgrade);
+  auto c = req("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n");
+  EXPECT_EQ(c.event, parse_event::message_complete);
+  EXPECT_TRUE(c.upgrade);
+  EXPECT_EQ(c.target, "a:443");
+}
+
+TEST(parser, response_shapes) {
+  const auto resp = parser::kind::response;
+  auto head = parse(resp, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", 0, 65536, true);
+  EXPECT_EQ(head.event, parse_event::message_complete);
+  EXPECT_EQ(head.body, "");
+  auto no_content = parse(resp, "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1");
+  EXPECT_EQ(no_content.event, parse_event::message_complete);
+  EXPECT_EQ(no_content.consumed, 27u);
+  auto not_modified = parse(resp, "HTTP/1.1 304 Not Modified\r\nContent-Length: 4\r\n\r\n");
+  EXPECT_EQ(not_modified.event, parse_event::message_complete);
+  auto cont = parse(resp, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n");
+  EXPECT_EQ(cont.event, parse_event::message_complete);
+  EXPECT_EQ(cont.status, 100);
+  EXPECT_EQ(cont.consumed, 25u);
+  auto eof = parse(resp, "HTTP/1.1 200 OK\r\n\r\nuntil close", 0, 65536, false, false, true);
+  EXPECT_EQ(eof.event, parse_event::message_complete);
+  EXPECT_EQ(eof.body, "until close");
+  EXPECT_FALSE(eof.keep_alive);
+  auto switching = parse(
+      resp,
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw");
+  EXPECT_EQ(switching.event, parse_event::message_complete);
+  EXPECT_TRUE(switching.upgrade);
+  EXPECT_EQ(switching.consumed, 77u);
+  auto tunnel =
+      parse(resp, "HTTP/1.1 200 Connection established\r\n\r\nraw", 0, 65536, false, true);
+  EXPECT_EQ(tunnel.event, parse_event::message_complete);
+  EXPECT_TRUE(tunnel.upgrade);
+  EXPECT_EQ(tunnel.body, "");
+  auto truncated = parse(resp, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", 0, 65536, false,
+                         false, true);
+  EXPECT_EQ(truncated.event, parse_event::error);
+  EXPECT_EQ(truncated.error, parse_error::unexpected_eof);
+  auto bad = parse(resp, "HTTP/1.1 2x0 OK\r\n\r\n");
+  EXPECT_EQ(bad.event, parse_event::error);
+}
+
+TEST(parser, head_size_limit) {
+  const std::string small = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";  // 27 bytes
+  EXPECT_EQ(parse(parser::kind::request, small, 0, small.size()).event,
+            parse_event::message_complete);
+  auto over = parse(parser::kind::request, small, 0, small.size() - 1);
+  EXPECT_EQ(over.error, parse_error::head_too_large);
+  std::string big = "GET / HTTP/1.1\r\nX: " + std::string(1000, 'a');
+  auto incomplete = parse(parser::kind::request, big, 7, 512);
+  EXPECT_EQ(incomplete.event, parse_event::error);
+  EXPECT_EQ(incomplete.error, parse_error::head_too_large);
+  auto resp = parse(parser::kind::response,
+                    "HTTP/1.1 200 OK\r\nX: " + std::string(600, 'b') + "\r\n\r\n", 0, 512);
+  EXPECT_EQ(resp.error, parse_error::head_too_large);
+}
+
+struct smuggling_case {
+  const char* name;
+  std::string input;
+  parse_error expected;
+};
+
+TEST(parser, smuggling_vectors_are_rejected) {
+  const std::string get = "POST / HTTP/1.1\r\nHost: a\r\n";
+  const std::vector<smuggling_case> cases = {
+      {"CL.TE", get + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX",
+       parse_error::both_cl_te},
+      {"TE.CL", get + "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n1\r\nZ\r\n0\r\n\r\n",
+       parse_error::both_cl_te},
+      {"TE xchunked", get + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+       parse_error::bad_transfer_encoding},
+      {"TE space before colon", get + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+       parse_error::invalid_header},
+      {"TE chunked not last", get + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+       parse_error::bad_transfer_encoding},
+      {"TE duplicate", get + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+       parse_error::bad_transfer_encoding},
+      {"TE chunked twice in list", get + "Transfer-Encoding: chunked, chunked\r\n\r\n",
+       parse_error::bad_transfer_encoding},
+      {"TE tab obfuscation", get + "Transfer-Encoding:\tchunked\x0b\r\n\r\n",
+       parse_error::invalid_header_char},
+      {"TE gzip only", get + "Transfer-Encoding: gzip\r\n\r\n", parse_error::bad_transfer_encoding},
+      {"duplicate CL differing", get + "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+       parse_error::duplicate_content_length},
+      {"duplicate CL identical", get + "Content-Length: 1\r\nContent-Length: 1\r\n\r\na",
+       parse_error::duplicate_content_length},
+      {"CL list", get + "Content-Length: 1, 1\r\n\r\na", parse_error::bad_content_length},
+      {"CL negative", get + "Content-Length: -1\r\n\r\n", parse_error::bad_content_length},
+      {"CL plus sign", get + "Content-Length: +1\r\n\r\na", parse_error::bad_content_length},
+      {"chunk size not hex", get + "Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+       parse_error::bad_chunk_size},
+      {"chunk size 0x prefix", get + "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+       parse_error::bad_chunk_size},
+      {"chunk size overflow", get + "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\n",
+       parse_error::bad_chunk_size},
+      {"chunk size negative", get + "Transfer-Encoding: chunked\r\n\r\n-5\r\n",
+       parse_error::bad_chunk_size},
+      {"chunk data overrun", get + "Transfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+       parse_error::bad_chunk},
+      {"obs-fold", get + "X-A: one\r\n two\r\nContent-Length: 0\r\n\r\n", parse_error::obs_fold},
+      {"obs-fold TE", get + "Transfer-Encoding: identity\r\n chunked\r\n\r\n",
+       parse_error::obs_fold},
+      {"bare CR in value", get + "X-A: a\rb\r\n\r\n", parse_error::bare_cr},
+      {"bare LF line end", get + "X-A: a\nContent-Length: 0\r\n\r\n", parse_error::bare_lf},
+      {"bare LF head end", "GET / HTTP/1.1\nHost: a\n\n", parse_error::bare_lf},
+      {"NUL in value", get + std::string("X-A: a\0b\r\n\r\n", 12), parse_error::nul_byte},
+      {"NUL in name", get + std::string("X\0A: ab\r\n\r\n", 11), parse_error::nul_byte},
+      {"control char in value",
+       get + "X-A: a\x01"
+             "b\r\n\r\n",
+       parse_error::invalid_header_char},
+      {"space in name", get + "X A: b\r\n\r\n", parse_error::invalid_header},
+      {"bad version", "GET / HTTP/1.2x\r\n\r\n", parse_error::bad_version},
+      {"lowercase method", "get / HTTP/1.1\r\n\r\n", parse_error::bad_method},
+      {"space in target", "GET /a b HTTP/1.1\r\n\r\n", parse_error::malformed},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto o = req(c.input);
+    EXPECT_EQ(o.event, parse_event::error);
+    EXPECT_EQ(o.error, c.expected) << describe(o.error);
+    // Split at every byte: the verdict is the same (an error), never a completed message.
+    for (std::size_t step = 1; step < c.input.size(); ++step) {
+      auto s = req(c.input, step);
+      EXPECT_NE(s.event, parse_event::message_complete) << "step " << step;
+    }
+  }
+}
+
+TEST(parser, describe_names_the_reason) {
+  EXPECT_EQ(describe(parse_error::both_cl_te), "both Content-Length and Transfer-Encoding");
+  EXPECT_EQ(describe(parse_error::head_too_large), "head too large");
+}
+
+}  // namespace
+}  // namespace devspaces::proxy::http
