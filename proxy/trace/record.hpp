@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -18,6 +20,19 @@ struct body_capture {
   std::uint64_t total_bytes = 0;  ///< all body bytes seen (trace field body_bytes)
   std::string prefix;             ///< raw bytes kept; encoded (text or base64) when serialised
   bool truncated = false;
+
+  /// Adds streamed body bytes (one call per chunk/segment, in order): counts all of them and
+  /// keeps the first `limit` bytes (--trace-body-bytes). Copies at most `limit` bytes in total.
+  void append(std::span<const char> data, std::size_t limit) {
+    total_bytes += data.size();
+    if (prefix.size() < limit) {
+      const std::size_t room = limit - prefix.size();
+      const std::size_t n = data.size() < room ? data.size() : room;
+      if (prefix.capacity() == 0) prefix.reserve(n);
+      prefix.append(data.data(), n);
+    }
+    truncated = total_bytes > prefix.size();
+  }
 };
 
 /// Request side of a trace record. Header names as received (serialised lowercase).
@@ -57,5 +72,32 @@ struct record {
   std::optional<response_info> response;
   std::optional<std::string> error;  ///< short code, e.g. "upstream_connect_refused"
 };
+
+/// Serialisation settings shared by every record of a process.
+struct json_options {
+  std::vector<std::string> redact_headers;  ///< lowercase names whose values become "[redacted]"
+};
+
+/// The record as one line of JSON (SPEC §2.3, no trailing newline): "v":1, lowercase header
+/// names, redacted values, body prefix as UTF-8 text or base64 with "body_encoding":"base64".
+std::string to_json(const record& r, const json_options& opts);
+
+/// Appends to_json(r, opts) to `out` (lets callers reuse a buffer).
+void append_json(std::string& out, const record& r, const json_options& opts);
+
+/// A short exchange id ("gyk"): base-36 of a per-process counter that starts at a random
+/// 3-digit value, so ids are unique per process and rarely collide between pods.
+std::string next_id();
+
+/// RFC 3339 UTC with microseconds: "2026-11-21T20:47:09.700123Z".
+std::string format_timestamp(std::chrono::system_clock::time_point ts);
+
+/// True when `bytes` is shown as text: valid UTF-8 without control characters other than
+/// tab, newline, carriage return, form feed and escape. With `cut_allowed`, an incomplete
+/// multi-byte sequence at the very end (a prefix cut mid-character) is tolerated.
+bool is_text(std::string_view bytes, bool cut_allowed);
+
+/// Standard base64 with padding (RFC 4648 §4).
+std::string base64_encode(std::string_view bytes);
 
 }  // namespace devspaces::proxy::trace

@@ -1,0 +1,144 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "proxy/config.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/trace/record.hpp"
+
+namespace devspaces::proxy::trace {
+
+/// One serialised record as it travels to the ring, followers and the uploader: the JSON line
+/// (no newline) is built once and shared, never copied per consumer.
+struct entry {
+  std::uint64_t seq = 0;  ///< 1, 2, 3, ... in push order (per hub)
+  std::shared_ptr<const std::string> json;
+};
+
+/// A follower's bounded queue. push() (any thread) offers entries; when the queue is full the
+/// entry is skipped and counted, so a follower that stops reading costs at most `bound`
+/// shared pointers and never slows the pusher. The consumer side runs on `executor`.
+class subscription : public std::enable_shared_from_this<subscription> {
+ public:
+  /// A queue of at most `bound` entries whose consumer runs on `executor`.
+  subscription(boost::asio::any_io_executor executor, std::size_t bound);
+
+  /// Adds an entry (any thread, O(1)); false when the queue was full and the entry skipped.
+  bool offer(const entry& e);
+
+  /// Waits (on the executor) until entries are queued, then moves all of them into `out`.
+  /// Returns false once closed and drained.
+  boost::asio::awaitable<bool> wait(std::vector<entry>& out);
+
+  /// Ends the stream: wait() returns false after the queued entries (any thread).
+  void close();
+
+  /// Entries waiting now (never more than the bound).
+  std::size_t queued() const;
+  /// Entries skipped because the queue was full.
+  std::uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
+  /// The queue bound.
+  std::size_t bound() const { return bound_; }
+
+ private:
+  void wake();
+
+  const std::size_t bound_;
+  boost::asio::any_io_executor executor_;
+  boost::asio::steady_timer timer_;  // touched only on executor_
+  mutable std::mutex mutex_;
+  std::deque<entry> queue_;
+  bool waiting_ = false;
+  bool closed_ = false;
+  std::atomic<std::uint64_t> skipped_{0};
+};
+
+class uploader;
+
+/// Settings of a hub, normally taken from the proxy config.
+struct hub_options {
+  std::size_t buffer = 1000;          ///< --trace-buffer: records kept for /traces replay
+  json_options json;                  ///< --trace-redact-headers
+  std::size_t follower_queue = 1024;  ///< per-follower bound
+};
+
+/// hub_options from the proxy config (--trace-buffer, --trace-redact-headers).
+hub_options make_hub_options(const config& cfg);
+
+/// The fire-and-forget trace sink (SPEC §2.3/§2.4). push() is called from any worker thread;
+/// it serialises the record once (outside any lock), then under one short mutex assigns a
+/// sequence number, moves it into the replay ring and offers it to each follower's bounded
+/// queue (O(1) per follower, usually none), then offers it to the uploader's bounded queue.
+/// Nothing in push() waits for a consumer.
+class hub {
+ public:
+  /// `metrics` may be null (unit tests); then only the hub's own counters are kept.
+  hub(hub_options options, proxy_metrics* metrics);
+  ~hub();
+  hub(const hub&) = delete;
+  hub& operator=(const hub&) = delete;
+
+  /// Serialises and publishes one record. Never blocks on a consumer, never throws.
+  void push(record&& r);
+  /// Publishes an already serialised record (one JSON object, no newline).
+  void push_json(std::string json);
+
+  /// The newest `n` entries of the ring, oldest first.
+  std::vector<entry> last(std::size_t n) const;
+
+  /// A new follower consuming on `executor`. `replay` receives the newest `last_n` records,
+  /// atomically with the subscription: the queue then gets exactly the records pushed after
+  /// them, nothing missed or repeated.
+  std::shared_ptr<subscription> subscribe(boost::asio::any_io_executor executor, std::size_t last_n,
+                                          std::vector<entry>& replay);
+  /// Removes a follower (idempotent).
+  void unsubscribe(const std::shared_ptr<subscription>& s);
+
+  /// Attaches the --trace-upstream uploader (see start_uploader). Call once, before pushes.
+  void set_uploader(std::shared_ptr<uploader> u);
+
+  /// Closes all followers and stops the uploader (drain/shutdown).
+  void close();
+
+  /// Records pushed / skipped by some consumer (also in trace_records_total).
+  std::uint64_t recorded() const { return recorded_.load(std::memory_order_relaxed); }
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  /// Number of followers now.
+  std::size_t followers() const { return follower_count_.load(std::memory_order_relaxed); }
+  /// Settings in force.
+  const hub_options& options() const { return options_; }
+
+ private:
+  void publish(std::shared_ptr<const std::string> json);
+  void count_dropped(std::uint64_t n);
+
+  const hub_options options_;
+  proxy_metrics* metrics_;
+
+  // One mutex for the ring and the follower list, so a new follower's replay and its queue
+  // join without a gap and every follower sees records in seq order.
+  mutable std::mutex mutex_;
+  std::vector<entry> ring_;  // circular, capacity options_.buffer
+  std::size_t ring_next_ = 0;
+  std::size_t ring_size_ = 0;
+  std::uint64_t seq_ = 0;
+  std::vector<std::shared_ptr<subscription>> followers_;
+  std::atomic<std::size_t> follower_count_{0};
+
+  std::shared_ptr<uploader> uploader_;  // set once before workers start
+  std::atomic<std::uint64_t> recorded_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
+}  // namespace devspaces::proxy::trace

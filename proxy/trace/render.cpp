@@ -1,0 +1,170 @@
+#include "proxy/trace/render.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+namespace devspaces::proxy::trace {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t max_body_lines = 5;
+constexpr std::size_t max_line_chars = 160;
+
+std::string_view str(const json::object& o, std::string_view key) {
+  if (const auto* v = o.if_contains(key); v && v->is_string()) {
+    const auto& s = v->get_string();
+    return {s.data(), s.size()};
+  }
+  return {};
+}
+
+const json::object* obj(const json::object& o, std::string_view key) {
+  if (const auto* v = o.if_contains(key); v && v->is_object()) return &v->get_object();
+  return nullptr;
+}
+
+// The space whose service answered: the second label of the tried name that resolved.
+std::string served_space(const json::object& route) {
+  const auto* tried = route.if_contains("tried");
+  if (!tried || !tried->is_array()) return {};
+  const auto& arr = tried->get_array();
+  for (auto it = arr.rbegin(); it != arr.rend(); ++it) {
+    if (!it->is_object()) continue;
+    const auto result = str(it->get_object(), "result");
+    if (result.empty() || result == "nxdomain" || result == "error" || result == "timeout") {
+      continue;
+    }
+    const auto name = str(it->get_object(), "name");
+    const auto dot = name.find('.');
+    if (dot == std::string_view::npos) return {};
+    const auto rest = name.substr(dot + 1);
+    return std::string(rest.substr(0, rest.find('.')));
+  }
+  return {};
+}
+
+// Printable form of a body line: control characters (terminal escapes) become '.'.
+void append_clean(std::string& out, std::string_view line) {
+  for (char c : line) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 && c != '\t' ? '.' : c);
+  }
+}
+
+void append_body(std::string& out, const json::object& msg) {
+  const auto body = str(msg, "body");
+  std::uint64_t total = 0;
+  if (const auto* b = msg.if_contains("body_bytes"); b && b->is_number()) {
+    total = b->is_uint64() ? b->get_uint64() : static_cast<std::uint64_t>(b->to_number<double>());
+  }
+  bool truncated = false;
+  if (const auto* t = msg.if_contains("body_truncated"); t && t->is_bool())
+    truncated = t->get_bool();
+  if (str(msg, "body_encoding") == "base64") {
+    out.append("   <binary body, ");
+    out.append(std::to_string(total));
+    out.append(" bytes>\n");
+    return;
+  }
+  if (body.empty()) {
+    if (total != 0) out.append("   ...<[TRUNCATED]>\n");
+    return;
+  }
+  std::size_t pos = 0;
+  std::size_t lines = 0;
+  while (pos < body.size()) {
+    auto end = body.find('\n', pos);
+    if (end == std::string_view::npos) end = body.size();
+    auto line = body.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    pos = end + 1;
+    bool cut = false;
+    if (line.size() > max_line_chars) {
+      line = line.substr(0, max_line_chars);
+      cut = true;
+    }
+    ++lines;
+    const bool last_shown = lines == max_body_lines;
+    const bool more = cut || (last_shown && pos < body.size()) || (pos >= body.size() && truncated);
+    out.append("   ");
+    append_clean(out, line);
+    if (more) out.append(" ...<[TRUNCATED]>");
+    out.push_back('\n');
+    if (cut || last_shown) break;
+  }
+}
+
+}  // namespace
+
+std::string render_record(std::string_view json_line) {
+  boost::system::error_code ec;
+  auto v = json::parse(json::string_view(json_line.data(), json_line.size()), ec);
+  if (ec || !v.is_object()) {
+    std::string out(json_line);
+    out.push_back('\n');
+    return out;
+  }
+  const auto& r = v.get_object();
+  const auto id = str(r, "id");
+  const bool outbound = str(r, "direction") == "outbound";
+  const auto pod = str(r, "pod");
+  const json::object empty;
+  const auto* req = obj(r, "request");
+  const auto& q = req ? *req : empty;
+  auto host = str(q, "host");
+  if (host.empty()) host = outbound ? str(r, "original_dst") : str(r, "client");
+
+  std::string left;
+  std::string right;
+  if (outbound) {
+    left = pod;
+    right = host;
+    if (const auto* route = obj(r, "route")) {
+      const auto service = str(*route, "service");
+      if (!service.empty() && str(*route, "decision") != "original") {
+        right = service;
+        const auto space = served_space(*route);
+        if (!space.empty()) right += " (" + space + ")";
+      }
+    }
+  } else {
+    left = host;
+    right = pod;
+  }
+
+  std::string out;
+  out.append(left).append(" --").append(id).append("-> ").append(right).append(":\n");
+  out.append("   ")
+      .append(str(q, "method"))
+      .append(" ")
+      .append(str(q, "target"))
+      .append(" HTTP/")
+      .append(str(q, "version"))
+      .append("\n");
+  append_body(out, q);
+
+  const auto* res = obj(r, "response");
+  const auto error = str(r, "error");
+  if (res || !error.empty()) {
+    out.append(left).append(" <-").append(id).append("-- ").append(right).append(":\n");
+  }
+  if (res) {
+    std::int64_t status = 0;
+    if (const auto* s = res->if_contains("status"); s && s->is_int64()) status = s->get_int64();
+    auto version = str(*res, "version");
+    out.append("   HTTP/")
+        .append(version.empty() ? std::string_view("1.1") : version)
+        .append(" ")
+        .append(std::to_string(status));
+    const auto reason = str(*res, "reason");
+    if (!reason.empty()) out.append(" ").append(reason);
+    out.push_back('\n');
+    append_body(out, *res);
+  }
+  if (!error.empty()) out.append("   error: ").append(error).append("\n");
+  return out;
+}
+
+}  // namespace devspaces::proxy::trace

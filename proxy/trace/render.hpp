@@ -1,0 +1,22 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace devspaces::proxy::trace {
+
+/// Renders one trace record (a JSON line of SPEC §2.3) in the Dev Spaces view of SPEC §2.4:
+///
+///   caller --id-> callee:
+///      GET /api HTTP/1.1
+///   caller <-id-- callee:
+///      HTTP/1.1 200 OK
+///      body (first lines, ...<[TRUNCATED]> when cut)
+///
+/// Inbound: the caller is the request's Host, the callee this pod. Outbound: the caller is this
+/// pod, the callee the routed service with the space that served it ("serviceb (default)"),
+/// or the Host when the request went to its original destination. An exchange that failed
+/// shows "error: <code>". A line that is not a record is returned as is. Ends with '\n'.
+std::string render_record(std::string_view json_line);
+
+}  // namespace devspaces::proxy::trace

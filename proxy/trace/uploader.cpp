@@ -1,0 +1,271 @@
+#include "proxy/trace/uploader.hpp"
+
+// GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <algorithm>
+#include <exception>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace devspaces::proxy::trace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto token = asio::as_tuple(asio::use_awaitable);
+
+bool valid_port(std::string_view p) {
+  if (p.empty() || p.size() > 5) return false;
+  unsigned v = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  return v >= 1 && v <= 65535;
+}
+
+}  // namespace
+
+std::optional<http_url> parse_http_url(std::string_view url) {
+  constexpr std::string_view scheme = "http://";
+  if (!url.starts_with(scheme)) return std::nullopt;
+  url.remove_prefix(scheme.size());
+  http_url out;
+  const auto slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  if (slash != std::string_view::npos) out.target = std::string(url.substr(slash));
+  if (authority.empty()) return std::nullopt;
+  std::string_view host = authority;
+  std::string_view port;
+  if (authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos || close == 1) return std::nullopt;
+    host = authority.substr(1, close - 1);
+    std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return std::nullopt;
+      port = rest.substr(1);
+      if (!valid_port(port)) return std::nullopt;
+    }
+  } else {
+    const auto colon = authority.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = authority.substr(0, colon);
+      port = authority.substr(colon + 1);
+      if (!valid_port(port)) return std::nullopt;
+    }
+    if (host.empty() || host.find(':') != std::string_view::npos) return std::nullopt;
+  }
+  out.host = std::string(host);
+  if (!port.empty()) out.port = std::string(port);
+  out.host_header = std::string(authority);
+  return out;
+}
+
+uploader::uploader(asio::any_io_executor executor, uploader_options options, http_url url,
+                   proxy_metrics* metrics)
+    : executor_(executor),
+      options_(std::move(options)),
+      url_(std::move(url)),
+      metrics_(metrics),
+      timer_(executor) {}
+
+bool uploader::offer(entry e) {
+  entry evicted;  // released after the lock
+  bool kept_all = true;
+  bool wake_now = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return true;
+    if (queue_.size() >= options_.queue) {
+      evicted = std::move(queue_.front());
+      queue_.pop_front();
+      kept_all = false;
+    }
+    queue_.push_back(std::move(e));
+    if (waiting_ && queue_.size() >= options_.batch) {
+      waiting_ = false;
+      wake_now = true;
+    }
+  }
+  if (!kept_all) dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (wake_now) wake();
+  return kept_all;
+}
+
+void uploader::wake() {
+  asio::post(executor_, [self = shared_from_this()] { self->timer_.cancel(); });
+}
+
+void uploader::start() {
+  asio::co_spawn(executor_, run(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("trace uploader stopped: {}", ex.what());
+    }
+  });
+}
+
+void uploader::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  wake();
+}
+
+std::size_t uploader::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+asio::awaitable<void> uploader::run() {
+  auto self = shared_from_this();  // keeps the queue and timer alive while running
+  tcp::resolver resolver(executor_);
+  beast::tcp_stream stream(executor_);
+  beast::flat_buffer buffer;
+  bool connected = false;
+  auto backoff = options_.backoff_initial;
+  bool failing = false;
+  std::vector<entry> batch;
+  std::string body;
+
+  for (;;) {
+    // Wait for a full batch or the interval, whichever comes first.
+    bool sleep = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) break;
+      sleep = waiting_ = queue_.size() < options_.batch;
+    }
+    if (sleep) {
+      timer_.expires_after(options_.interval);
+      co_await timer_.async_wait(token);
+      std::lock_guard lock(mutex_);
+      waiting_ = false;
+      if (stopped_) break;
+    }
+
+    batch.clear();
+    {
+      std::lock_guard lock(mutex_);
+      const std::size_t n = std::min(queue_.size(), options_.batch);
+      batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    if (batch.empty()) continue;
+    body.clear();
+    for (const auto& e : batch) {
+      body.append(*e.json);
+      body.push_back('\n');
+    }
+
+    // One attempt; a kept-alive connection the collector closed meanwhile gets one fresh try.
+    bool ok = false;
+    for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
+      const bool reused = connected;
+      if (!connected) {
+        stream.expires_after(options_.request_timeout);
+        auto [rec, endpoints] = co_await resolver.async_resolve(url_.host, url_.port, token);
+        if (rec) break;
+        auto [cec, ep] = co_await stream.async_connect(endpoints, token);
+        if (cec) break;
+        connected = true;
+      }
+      http::request<http::string_body> req{http::verb::post, url_.target, 11};
+      req.set(http::field::host, url_.host_header);
+      req.set(http::field::user_agent, "devspaces-proxy");
+      req.set(http::field::content_type, "application/x-ndjson");
+      req.keep_alive(true);
+      req.body() = body;
+      req.prepare_payload();
+      stream.expires_after(options_.request_timeout);
+      auto [wec, wn] = co_await http::async_write(stream, req, token);
+      http::response_parser<http::string_body> parser;
+      parser.body_limit(1 << 20);
+      boost::system::error_code rdec;
+      if (!wec) {
+        buffer.clear();
+        auto [e, rn] = co_await http::async_read(stream, buffer, parser, token);
+        rdec = e;
+      }
+      if (wec || rdec) {
+        beast::error_code ignored;
+        stream.socket().close(ignored);
+        connected = false;
+        if (reused) continue;  // stale keep-alive connection: retry once at once
+        break;
+      }
+      const auto& res = parser.get();
+      ok = res.result_int() >= 200 && res.result_int() < 300;
+      if (!res.keep_alive()) {
+        beast::error_code ignored;
+        stream.socket().close(ignored);
+        connected = false;
+      }
+      break;
+    }
+
+    if (ok) {
+      // Remove what was delivered (entries the full queue dropped meanwhile are already gone).
+      const std::uint64_t last_seq = batch.back().seq;
+      std::uint64_t n = 0;
+      {
+        std::lock_guard lock(mutex_);
+        while (!queue_.empty() && queue_.front().seq <= last_seq) {
+          queue_.pop_front();
+          ++n;
+        }
+      }
+      sent_.fetch_add(n, std::memory_order_relaxed);
+      if (metrics_) metrics_->trace_records(trace_outcome::sent).Increment(static_cast<double>(n));
+      if (failing) spdlog::info("trace upstream {} reachable again", options_.url);
+      failing = false;
+      backoff = options_.backoff_initial;
+      continue;
+    }
+
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    if (!failing) spdlog::warn("trace upstream {} failed; retrying with backoff", options_.url);
+    failing = true;
+    batch.clear();
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) break;
+    }
+    timer_.expires_after(backoff);
+    co_await timer_.async_wait(token);
+    backoff = std::min(backoff * 2, options_.backoff_max);
+  }
+  beast::error_code ignored;
+  stream.socket().close(ignored);
+}
+
+std::optional<std::string> start_uploader(hub& h, asio::any_io_executor executor,
+                                          uploader_options options, proxy_metrics* metrics) {
+  auto url = parse_http_url(options.url);
+  if (!url) return "--trace-upstream: " + options.url + " is not an http://host:port/path URL";
+  auto u = std::make_shared<uploader>(executor, std::move(options), std::move(*url), metrics);
+  h.set_uploader(u);
+  u->start();
+  return std::nullopt;
+}
+
+}  // namespace devspaces::proxy::trace
