@@ -1,0 +1,376 @@
+// The c-ares resolver against a real DNS server on loopback: a small UDP responder in this
+// test answers A/AAAA records with a TTL, NXDOMAIN for unknown names, and can delay, drop or
+// SERVFAIL chosen names.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "proxy/routing/resolver.hpp"
+#include "proxy/routing/router.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace devspaces::proxy::routing {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using namespace std::chrono_literals;
+
+struct dns_record {
+  std::optional<asio::ip::address_v4> a;
+  std::optional<asio::ip::address_v6> aaaa;
+  std::uint32_t ttl = 30;
+  std::chrono::milliseconds delay{0};
+  bool drop = false;
+  bool servfail = false;
+};
+
+// A tiny authoritative DNS responder on 127.0.0.1:<ephemeral>, on its own thread.
+class dns_server {
+ public:
+  explicit dns_server(std::map<std::string, dns_record> records)
+      : records_(std::move(records)),
+        socket_(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    receive();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~dns_server() {
+    io_.stop();
+    thread_.join();
+  }
+  std::string address() const {
+    return "127.0.0.1:" + std::to_string(socket_.local_endpoint().port());
+  }
+  int queries(const std::string& name) {
+    std::lock_guard lock(mu_);
+    return queries_[name];
+  }
+
+ private:
+  void receive() {
+    socket_.async_receive_from(
+        asio::buffer(buf_), peer_, [this](boost::system::error_code ec, std::size_t n) {
+          if (ec) return;
+          handle(std::vector<unsigned char>(buf_.begin(), buf_.begin() + static_cast<long>(n)),
+                 peer_);
+          receive();
+        });
+  }
+
+  void handle(std::vector<unsigned char> q, udp::endpoint peer) {
+    if (q.size() < 12) return;
+    std::size_t pos = 12;
+    std::string name;
+    while (pos < q.size() && q[pos] != 0) {
+      std::size_t len = q[pos];
+      if (pos + 1 + len > q.size()) return;
+      if (!name.empty()) name += '.';
+      name.append(reinterpret_cast<const char*>(&q[pos + 1]), len);
+      pos += 1 + len;
+    }
+    if (pos + 5 > q.size()) return;
+    std::uint16_t qtype = static_cast<std::uint16_t>(q[pos + 1] << 8 | q[pos + 2]);
+    std::size_t question_end = pos + 5;
+    {
+      std::lock_guard lock(mu_);
+      ++queries_[name];
+    }
+    std::vector<unsigned char> r(q.begin(), q.begin() + static_cast<long>(question_end));
+    r[2] = static_cast<unsigned char>(0x84 | (q[2] & 0x01));  // QR, AA, RD copied
+    r[3] = 0x80;                                              // RA, rcode 0
+    r[6] = r[7] = r[8] = r[9] = r[10] = r[11] = 0;            // an/ns/ar counts
+    auto it = records_.find(name);
+    std::chrono::milliseconds delay{0};
+    if (it == records_.end()) {
+      r[3] |= 3;  // NXDOMAIN
+    } else {
+      const auto& rec = it->second;
+      if (rec.drop) return;
+      delay = rec.delay;
+      if (rec.servfail) {
+        r[3] |= 2;
+      } else {
+        std::vector<unsigned char> rdata;
+        if (qtype == 1 && rec.a) {
+          auto b = rec.a->to_bytes();
+          rdata.assign(b.begin(), b.end());
+        } else if (qtype == 28 && rec.aaaa) {
+          auto b = rec.aaaa->to_bytes();
+          rdata.assign(b.begin(), b.end());
+        }
+        if (!rdata.empty()) {
+          r[7] = 1;
+          unsigned char rr[] = {0xc0,
+                                0x0c,
+                                0,
+                                static_cast<unsigned char>(qtype),
+                                0,
+                                1,
+                                static_cast<unsigned char>(rec.ttl >> 24),
+                                static_cast<unsigned char>(rec.ttl >> 16),
+                                static_cast<unsigned char>(rec.ttl >> 8),
+                                static_cast<unsigned char>(rec.ttl),
+                                0,
+                                static_cast<unsigned char>(rdata.size())};
+          r.insert(r.end(), std::begin(rr), std::end(rr));
+          r.insert(r.end(), rdata.begin(), rdata.end());
+        }
+      }
+    }
+    auto reply = std::make_shared<std::vector<unsigned char>>(std::move(r));
+    if (delay.count() == 0) {
+      socket_.send_to(asio::buffer(*reply), peer);
+      return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(io_, delay);
+    timer->async_wait([this, timer, reply, peer](boost::system::error_code ec) {
+      if (!ec) socket_.send_to(asio::buffer(*reply), peer);
+    });
+  }
+
+  std::map<std::string, dns_record> records_;
+  asio::io_context io_;
+  udp::socket socket_;
+  std::array<unsigned char, 512> buf_{};
+  udp::endpoint peer_;
+  std::mutex mu_;
+  std::map<std::string, int> queries_;
+  std::thread thread_;
+};
+
+dns_record a_record(const char* addr, std::uint32_t ttl = 30) {
+  dns_record r;
+  r.a = asio::ip::make_address_v4(addr);
+  r.ttl = ttl;
+  return r;
+}
+
+struct dns_fixture : ::testing::Test {
+  dns_server server{{
+      {"serviceb.default.svc.cluster.local", a_record("10.0.0.7", 10)},
+      {"long.default.svc.cluster.local", a_record("10.0.0.8", 3600)},
+      {"six.default.svc.cluster.local",
+       [] {
+         dns_record r;
+         r.aaaa = asio::ip::make_address_v6("fd00::7");
+         return r;
+       }()},
+      {"slow.default.svc.cluster.local",
+       [] {
+         auto r = a_record("10.0.0.9");
+         r.delay = 700ms;  // answers during c-ares' second try (tries at 0 and 500 ms)
+         return r;
+       }()},
+      {"dropped.default.svc.cluster.local",
+       [] {
+         auto r = a_record("10.0.0.9");
+         r.drop = true;
+         return r;
+       }()},
+      {"broken.default.svc.cluster.local",
+       [] {
+         dns_record r;
+         r.servfail = true;
+         return r;
+       }()},
+  }};
+  asio::io_context io;
+  proxy_metrics metrics;
+  std::chrono::steady_clock::time_point fake_now = std::chrono::steady_clock::now();
+  std::shared_ptr<resolver> res;
+
+  void make(std::chrono::milliseconds timeout = 2000ms, std::string servers = {}) {
+    dns_backend_options o;
+    o.servers = servers.empty() ? server.address() : servers;
+    o.query_timeout = 500ms;
+    std::string error;
+    auto backend = make_dns_backend(io.get_executor(), o, &error);
+    ASSERT_TRUE(backend) << error;
+    resolver_options ro;
+    ro.timeout = timeout;
+    ro.clock = [this] { return fake_now; };
+    res = std::make_shared<resolver>(io.get_executor(), std::move(backend), metrics, ro);
+  }
+
+  // Starts a lookup on the io_context; the result lands in the slot.
+  std::shared_ptr<std::optional<lookup_result>> start(std::string name) {
+    auto slot = std::make_shared<std::optional<lookup_result>>();
+    asio::co_spawn(io, res->lookup(std::move(name)), [slot](std::exception_ptr e, lookup_result r) {
+      if (e) std::rethrow_exception(e);
+      *slot = r;
+    });
+    return slot;
+  }
+
+  // Runs the io_context until `done` holds (or 10 s pass).
+  bool run_until(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io.restart();
+      io.run_one_for(50ms);
+    }
+    return done();
+  }
+
+  lookup_result lookup(std::string name) {
+    auto slot = start(std::move(name));
+    EXPECT_TRUE(run_until([&] { return slot->has_value(); }));
+    return slot->value_or(lookup_result{});
+  }
+
+  double count(dns_result r) { return metrics.dns_lookups(r).Value(); }
+};
+
+TEST_F(dns_fixture, FoundThenCachedWithinTtl) {
+  make();
+  auto r = lookup("serviceb.default.svc.cluster.local");
+  EXPECT_EQ(r.status, lookup_status::found);
+  EXPECT_EQ(r.describe(), "10.0.0.7");
+  EXPECT_FALSE(r.cached);
+  auto again = lookup("serviceb.default.svc.cluster.local");
+  EXPECT_TRUE(again.cached);
+  EXPECT_EQ(again.describe(), "10.0.0.7");
+  EXPECT_EQ(server.queries("serviceb.default.svc.cluster.local"), 1);
+  EXPECT_EQ(count(dns_result::found), 1);
+  EXPECT_EQ(count(dns_result::hit), 1);
+  // Past the record's 10 s TTL: asked again.
+  fake_now += 11s;
+  EXPECT_FALSE(lookup("serviceb.default.svc.cluster.local").cached);
+  EXPECT_EQ(server.queries("serviceb.default.svc.cluster.local"), 2);
+}
+
+TEST_F(dns_fixture, LongTtlCappedAt30s) {
+  make();
+  lookup("long.default.svc.cluster.local");
+  fake_now += 29s;
+  EXPECT_TRUE(lookup("long.default.svc.cluster.local").cached);
+  fake_now += 2s;
+  EXPECT_FALSE(lookup("long.default.svc.cluster.local").cached);
+  EXPECT_EQ(server.queries("long.default.svc.cluster.local"), 2);
+}
+
+TEST_F(dns_fixture, NxdomainCachedFiveSeconds) {
+  make();
+  auto r = lookup("serviceb.azureuser.svc.cluster.local");
+  EXPECT_EQ(r.describe(), "nxdomain");
+  EXPECT_EQ(count(dns_result::nxdomain), 1);
+  fake_now += 4s;
+  EXPECT_TRUE(lookup("serviceb.azureuser.svc.cluster.local").cached);
+  fake_now += 2s;
+  EXPECT_FALSE(lookup("serviceb.azureuser.svc.cluster.local").cached);
+  EXPECT_EQ(server.queries("serviceb.azureuser.svc.cluster.local"), 2);
+}
+
+TEST_F(dns_fixture, FallsBackToAaaa) {
+  make();
+  auto r = lookup("six.default.svc.cluster.local");
+  EXPECT_EQ(r.status, lookup_status::found);
+  EXPECT_EQ(r.describe(), "fd00::7");
+  EXPECT_EQ(server.queries("six.default.svc.cluster.local"), 2);  // A (no data), then AAAA
+}
+
+TEST_F(dns_fixture, ServfailIsAnError) {
+  make();
+  auto r = lookup("broken.default.svc.cluster.local");
+  EXPECT_EQ(r.status, lookup_status::error);
+  EXPECT_EQ(r.describe(), "error");
+  EXPECT_EQ(count(dns_result::error), 1);
+}
+
+TEST_F(dns_fixture, SlowServerDoesNotStallOtherLookups) {
+  make(300ms);
+  auto slow = start("slow.default.svc.cluster.local");
+  auto dropped = start("dropped.default.svc.cluster.local");
+  auto t0 = std::chrono::steady_clock::now();
+  auto fast = start("serviceb.default.svc.cluster.local");
+  ASSERT_TRUE(run_until([&] { return fast->has_value(); }));
+  auto fast_elapsed = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ((*fast)->describe(), "10.0.0.7");
+  EXPECT_FALSE(slow->has_value());
+  EXPECT_LT(fast_elapsed, 250ms);
+  ASSERT_TRUE(run_until([&] { return slow->has_value() && dropped->has_value(); }));
+  EXPECT_EQ((*slow)->describe(), "timeout");
+  EXPECT_EQ((*dropped)->describe(), "timeout");
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(waited, 650ms);  // the per-lookup timeout, not the server's 700 ms
+  EXPECT_EQ(count(dns_result::error), 2);
+  // The slow answer arrives later and fills the cache for the next request.
+  ASSERT_TRUE(test::wait_for(
+      [&] {
+        io.restart();
+        io.run_for(20ms);
+        return res->cache_size() >= 2;
+      },
+      5s));
+  EXPECT_EQ(lookup("slow.default.svc.cluster.local").describe(), "10.0.0.9");
+}
+
+TEST_F(dns_fixture, ConcurrentLookupsCoalesced) {
+  make();
+  std::vector<std::shared_ptr<std::optional<lookup_result>>> slots;
+  for (int i = 0; i < 5; ++i) slots.push_back(start("serviceb.default.svc.cluster.local"));
+  ASSERT_TRUE(run_until([&] {
+    return std::all_of(slots.begin(), slots.end(), [](auto& s) { return s->has_value(); });
+  }));
+  for (auto& s : slots) EXPECT_EQ((*s)->describe(), "10.0.0.7");
+  EXPECT_EQ(server.queries("serviceb.default.svc.cluster.local"), 1);
+}
+
+TEST_F(dns_fixture, NoServerListening) {
+  // A port with nothing behind it: refused quickly, answered as an error, nothing hangs.
+  asio::io_context tmp;
+  udp::socket probe(tmp, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto port = probe.local_endpoint().port();
+  probe.close();
+  make(2000ms, "127.0.0.1:" + std::to_string(port));
+  auto r = lookup("serviceb.default.svc.cluster.local");
+  EXPECT_NE(r.status, lookup_status::found);
+}
+
+TEST_F(dns_fixture, RouterWalkThroughOverDns) {
+  make();
+  auto cfg = std::make_shared<config>();
+  cfg->space = "azureuser";
+  cfg->parent_spaces = {"default"};
+  auto tree = std::make_shared<space_tree_holder>(
+      build_space_tree(cfg->space, cfg->parent_spaces, "").tree);
+  router r(io.get_executor(), cfg, metrics, tree, res);
+  std::optional<route_result> out;
+  std::vector<std::string_view> headers{"azureuser"};
+  asio::co_spawn(io, r.route_outbound("serviceb", headers),
+                 [&](std::exception_ptr e, route_result rr) {
+                   if (e) std::rethrow_exception(e);
+                   out = std::move(rr);
+                 });
+  ASSERT_TRUE(run_until([&] { return out.has_value(); }));
+  EXPECT_EQ(out->decision.decision, decision_kind::parent);
+  ASSERT_EQ(out->decision.tried.size(), 2u);
+  EXPECT_EQ(out->decision.tried[0].result, "nxdomain");
+  EXPECT_EQ(out->decision.tried[1].result, "10.0.0.7");
+  EXPECT_EQ(out->target->to_string(), "10.0.0.7");
+}
+
+TEST(DnsBackend, BadServersSpec) {
+  asio::io_context io;
+  dns_backend_options o;
+  o.servers = "not an address";
+  std::string error;
+  EXPECT_FALSE(make_dns_backend(io.get_executor(), o, &error));
+  EXPECT_FALSE(error.empty());
+}
+
+TEST(DnsBackend, SystemConfigStarts) {
+  asio::io_context io;
+  std::string error;
+  EXPECT_TRUE(make_dns_backend(io.get_executor(), {}, &error)) << error;
+}
+
+}  // namespace
+}  // namespace devspaces::proxy::routing
