@@ -1,6 +1,7 @@
 #include "init/app.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "init/loopback.hpp"
 #include "init/resolv_conf.hpp"
@@ -113,7 +114,12 @@ int do_apply(context& ctx) {
   if (!choice) return ctx.fail(error);
   iptables ipt(choice->kind, ctx.sys.runner, c.command_timeout);
   ctx.out << tag << "backend iptables-" << backend_name(choice->kind) << " (" << choice->reason
-          << ")\n";
+          << ")";
+  if (choice->kind == backend_kind::legacy) {
+    const char* lock = std::getenv("XTABLES_LOCKFILE");
+    ctx.out << ", xtables lock " << (lock ? lock : "/run/xtables.lock");
+  }
+  ctx.out << "\n";
 
   struct plan {
     family f;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace devspaces::init {
@@ -160,6 +161,13 @@ command_result iptables::run(family f, std::string_view tool, std::vector<std::s
 
 std::optional<std::string> iptables::save(family f, std::string& error) const {
   auto r = run(f, "save", {}, {});
+  if (!r.ok() && r.err.find("table names") != std::string::npos) {
+    // Legacy lists tables from /proc/net/ip_tables_names, which a user namespace cannot read;
+    // name the two tables we use instead (reading one may create it, empty).
+    auto nat = run(f, "save", {"-t", "nat"}, {});
+    auto filter = run(f, "save", {"-t", "filter"}, {});
+    if (nat.ok() && filter.ok()) return nat.out + filter.out;
+  }
   if (!r.ok()) {
     error = describe(r, binary(f, "save"));
     return std::nullopt;
@@ -221,11 +229,16 @@ std::string iptables::diagnose(family f) const {
   }
   run(f, "restore", {"--noflush"}, "*nat\n-F " + chain + "\n-X " + chain + "\nCOMMIT\n");
   if (missing.empty()) return {};
-  std::string out =
-      "kernel support missing for the " + std::string(family_name(f)) + " nat rules: load ";
-  for (std::size_t i = 0; i < missing.size(); ++i) out += (i ? "; " : "") + missing[i];
   if (looks_like_permission_error(first_error))
-    out = "permission denied (" + first_error + "): run as root with NET_ADMIN and NET_RAW";
+    return "permission denied (" + first_error + "): run as root with NET_ADMIN and NET_RAW";
+  if (first_error.find("xtables lock") != std::string::npos) {
+    const char* lock = std::getenv("XTABLES_LOCKFILE");
+    return "another process holds the xtables lock (" +
+           std::string(lock ? lock : "/run/xtables.lock") + ") for longer than --command-timeout";
+  }
+  std::string out = "kernel support missing for the " + std::string(family_name(f)) +
+                    " nat rules (" + first_error + "): load ";
+  for (std::size_t i = 0; i < missing.size(); ++i) out += (i ? "; " : "") + missing[i];
   return out;
 }
 

@@ -191,9 +191,15 @@ probe_outcome probe_redirect(family f, const endpoint_text& listen, const endpoi
   // -m owner matches the file-system ids the socket was created under.
   auto old_uid = static_cast<uid_t>(::setfsuid(fs_uid));
   auto old_gid = static_cast<gid_t>(::setfsgid(fs_gid));
+  // setfsuid reports the previous value only; asking again tells whether the change took.
+  const bool ids_taken = static_cast<std::uint32_t>(::setfsuid(fs_uid)) == fs_uid &&
+                         static_cast<std::uint32_t>(::setfsgid(fs_gid)) == fs_gid;
   fd_guard s{::socket(af, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
   ::setfsgid(old_gid);
   ::setfsuid(old_uid);
+  if (!ids_taken)
+    return {status::skipped, "cannot open a socket as uid/gid " + std::to_string(fs_uid) + "/" +
+                                 std::to_string(fs_gid) + " here (user namespace without that id)"};
   if (s.fd < 0) return {status::failed, std::string("socket: ") + std::strerror(errno)};
   if (::connect(s.fd, reinterpret_cast<sockaddr*>(&tsa), tlen) != 0 && errno != EINPROGRESS) {
     if (errno == ENETUNREACH || errno == EHOSTUNREACH)

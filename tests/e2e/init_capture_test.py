@@ -4,9 +4,11 @@ rerun (no-op), drift then apply (reconciled), verify, who answers each kind of c
 (captured, proxy UID/GID, loopback, passthrough source, excluded port, DNS), cleanup (save equal
 to before), and rollback when one family fails. Runs as root in namespaces it creates."""
 
+import fcntl
 import os
 import sys
 import tempfile
+import time
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -32,9 +34,10 @@ def answered(got, want):
     return got == want if " orig=" in want else got.split(" ")[0] == want
 
 
-def init(ns, *args, path=None):
-    if path:
-        return ns.run("/usr/bin/env", f"PATH={path}", BIN, *args, check=False)
+def init(ns, *args, path=None, env=None):
+    pre = [f"{k}={v}" for k, v in (env or {}).items()] + ([f"PATH={path}"] if path else [])
+    if pre:
+        return ns.run("/usr/bin/env", *pre, BIN, *args, check=False)
     return ns.run(BIN, *args, check=False)
 
 
@@ -196,6 +199,28 @@ def run_rollback():
         pod.close()
 
 
+def run_lock():
+    """A held xtables lock never hangs apply: it fails within --command-timeout, naming the lock."""
+    pod = t.Netns(f"icl{os.getpid() % 100000}")
+    fd, lock = tempfile.mkstemp(prefix="init-e2e-lock-")
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held by this test process, as a stuck iptables would
+    try:
+        started = time.monotonic()
+        r = init(pod, "apply", "--iptables", "legacy", "--resolv-conf", "", "--command-timeout", "2s",
+                 env={"XTABLES_LOCKFILE": lock})
+        took = time.monotonic() - started
+        check(r.returncode == 1, f"[lock] apply exits 1 while the lock is held (got {r.returncode})")
+        check("xtables lock" in r.stderr and lock in r.stderr, f"[lock] error names the lock: {r.stderr.strip()[:200]}")
+        check(took < 20, f"[lock] gave up in {took:.1f}s")
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        r = init(pod, "apply", "--iptables", "legacy", "--resolv-conf", "", env={"XTABLES_LOCKFILE": lock})
+        check(r.returncode == 0 and lock in r.stdout, "[lock] apply works once the lock is free, logs the lock file")
+    finally:
+        os.close(fd)
+        os.unlink(lock)
+        pod.close()
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: needs root (network namespaces, iptables)")
@@ -203,7 +228,7 @@ def main():
     if not os.path.exists(BIN):
         print(f"FAIL: {BIN} not built")
         return 1
-    for step in (lambda: run_backend("legacy"), lambda: run_backend("nft"), run_rollback):
+    for step in (lambda: run_backend("legacy"), lambda: run_backend("nft"), run_rollback, run_lock):
         try:
             step()
         except Exception:

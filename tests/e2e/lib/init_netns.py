@@ -156,7 +156,11 @@ def connect(ns, host, port, uid=1000, gid=1000, source="-"):
 def normalized_save(ns, tool):
     """iptables-save without comments and counters, and without tables that hold nothing
     (an empty built-in table created on first use may remain after cleanup, per SPEC §3)."""
-    text = ns.run(tool).stdout
+    return normalize_save_text(ns.run(tool).stdout)
+
+
+def normalize_save_text(text):
+    """See normalized_save."""
     tables, current = {}, None
     for line in text.splitlines():
         if not line or line.startswith("#"):
