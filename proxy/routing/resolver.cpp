@@ -34,6 +34,7 @@ std::string lookup_result::describe() const {
 struct resolver::pending {
   std::optional<backend_answer> answer;
   std::vector<asio::steady_timer*> waiters;  // woken (cancelled) when the answer arrives
+  bool claimed = false;                      // a lookup (not only a prefetch) asked
 };
 
 namespace {
@@ -66,7 +67,7 @@ steady_clock::time_point resolver::now() const {
   return options_.clock ? options_.clock() : steady_clock::now();
 }
 
-void resolver::store(const std::string& name, const backend_answer& answer) {
+void resolver::store(const std::string& name, const backend_answer& answer, bool unclaimed) {
   std::chrono::seconds ttl{0};
   if (answer.status == lookup_status::found) {
     ttl = std::min(answer.ttl, options_.max_ttl);
@@ -79,7 +80,7 @@ void resolver::store(const std::string& name, const backend_answer& answer) {
     std::erase_if(cache_, [t](const auto& kv) { return kv.second.expires <= t; });
     if (cache_.size() >= options_.max_entries) cache_.clear();
   }
-  cache_[name] = cache_entry{answer.status, answer.address, t + ttl};
+  cache_[name] = cache_entry{answer.status, answer.address, t + ttl, unclaimed};
 }
 
 void resolver::count(const lookup_result& r) {
@@ -94,6 +95,34 @@ void resolver::count(const lookup_result& r) {
   metrics_.dns_lookups(label).Increment();
 }
 
+std::shared_ptr<resolver::pending> resolver::start_query(const std::string& name, bool claim) {
+  if (auto it = pending_.find(name); it != pending_.end()) {
+    it->second->claimed = it->second->claimed || claim;
+    return it->second;
+  }
+  auto p = std::make_shared<pending>();
+  p->claimed = claim;
+  pending_.emplace(name, p);
+  backend_->async_lookup(
+      name, [this, alive = std::weak_ptr<bool>(alive_), name, p](backend_answer answer) {
+        if (alive.expired()) return;
+        if (auto it = pending_.find(name); it != pending_.end() && it->second == p) {
+          pending_.erase(it);
+        }
+        // An answer only prefetched so far: its first reader counts it as found/nxdomain.
+        store(name, answer, !p->claimed);
+        p->answer = std::move(answer);
+        for (auto* t : p->waiters) t->cancel();
+      });
+  return p;
+}
+
+void resolver::prefetch(const std::string& name) {
+  if (backend_->refresh()) cache_.clear();
+  if (auto it = cache_.find(name); it != cache_.end() && it->second.expires > now()) return;
+  start_query(name, false);
+}
+
 asio::awaitable<lookup_result> resolver::lookup(std::string name) {
   if (backend_->refresh()) cache_.clear();
   lookup_result r;
@@ -101,31 +130,15 @@ asio::awaitable<lookup_result> resolver::lookup(std::string name) {
     if (it->second.expires > now()) {
       r.status = it->second.status;
       r.address = it->second.address;
-      r.cached = true;
+      r.cached = !it->second.unclaimed;
+      it->second.unclaimed = false;
       count(r);
       co_return r;
     }
     cache_.erase(it);
   }
 
-  std::shared_ptr<pending> p;
-  if (auto it = pending_.find(name); it != pending_.end()) {
-    p = it->second;
-  } else {
-    p = std::make_shared<pending>();
-    pending_.emplace(name, p);
-    backend_->async_lookup(
-        name, [this, alive = std::weak_ptr<bool>(alive_), name, p](backend_answer answer) {
-          if (alive.expired()) return;
-          if (auto it = pending_.find(name); it != pending_.end() && it->second == p) {
-            pending_.erase(it);
-          }
-          store(name, answer);
-          p->answer = std::move(answer);
-          for (auto* t : p->waiters) t->cancel();
-        });
-  }
-
+  auto p = start_query(name, true);
   if (!p->answer) {
     asio::steady_timer timer(ex_, options_.timeout);
     p->waiters.push_back(&timer);

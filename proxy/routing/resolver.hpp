@@ -27,7 +27,7 @@ enum class lookup_status { found, nxdomain, error, timeout };
 struct lookup_result {
   lookup_status status = lookup_status::error;
   std::optional<boost::asio::ip::address> address;  ///< set when found
-  bool cached = false;                              ///< answered from the cache
+  bool cached = false;  ///< answered from the cache (a prefetched answer's first read is not)
 
   /// The trace "tried" result: the address, "nxdomain", "error" or "timeout".
   std::string describe() const;
@@ -79,6 +79,11 @@ class resolver {
   /// Looks up an absolute name (A preferred, AAAA otherwise). Never throws.
   boost::asio::awaitable<lookup_result> lookup(std::string name);
 
+  /// Starts a backend query for `name` unless it is cached or already in flight, without
+  /// waiting or counting; a later lookup() of the name joins it. The router prefetches every
+  /// candidate of a chain so that a fallback costs one round trip, not one per level.
+  void prefetch(const std::string& name);
+
   /// Number of cached entries (tests).
   std::size_t cache_size() const { return cache_.size(); }
   /// Drops every cached entry.
@@ -89,10 +94,12 @@ class resolver {
     lookup_status status;
     std::optional<boost::asio::ip::address> address;
     std::chrono::steady_clock::time_point expires;
+    bool unclaimed = false;  ///< prefetched, not yet read by any lookup
   };
   struct pending;
   std::chrono::steady_clock::time_point now() const;
-  void store(const std::string& name, const backend_answer& answer);
+  std::shared_ptr<pending> start_query(const std::string& name, bool claim);
+  void store(const std::string& name, const backend_answer& answer, bool unclaimed);
   void count(const lookup_result& r);
 
   boost::asio::any_io_executor ex_;

@@ -14,7 +14,10 @@ router::router(asio::any_io_executor ex, std::shared_ptr<const config> cfg, prox
       cfg_(std::move(cfg)),
       metrics_(metrics),
       tree_(std::move(tree)),
-      resolver_(std::move(resolver)) {}
+      resolver_(std::move(resolver)),
+      cluster_domain_(to_lower(cfg_->cluster_domain)) {
+  while (!cluster_domain_.empty() && cluster_domain_.back() == '.') cluster_domain_.pop_back();
+}
 
 route_result router::route_inbound(std::string_view host,
                                    std::span<const std::string_view> header_values) const {
@@ -55,7 +58,7 @@ asio::awaitable<route_result> router::route_outbound(
   r.source = route_source::header;
   r.metric = route_outcome::original;
 
-  auto service = parse_service_host(host, cfg_->cluster_domain);
+  auto service = parse_service_host(host, cluster_domain_);
   std::vector<std::string> chain;
   if (service) {
     chain = tree_->get()->chain(header.space);
@@ -70,7 +73,9 @@ asio::awaitable<route_result> router::route_outbound(
   }
 
   r.decision.service = service->service;
-  auto names = candidate_names(service->service, chain, cfg_->cluster_domain);
+  auto names = candidate_names(service->service, chain, cluster_domain_);
+  // Ask for every level at once; the answers are still taken in chain order.
+  for (const auto& name : names) resolver_->prefetch(name);
   for (std::size_t level = 0; level < names.size(); ++level) {
     auto answer = co_await resolver_->lookup(names[level]);
     r.decision.tried.push_back({names[level], answer.describe()});

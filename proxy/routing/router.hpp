@@ -70,6 +70,7 @@ class router {
   proxy_metrics& metrics_;
   std::shared_ptr<const space_tree_holder> tree_;
   std::shared_ptr<resolver> resolver_;
+  std::string cluster_domain_;  ///< lowercase, no trailing dot
 };
 
 }  // namespace devspaces::proxy::routing

@@ -188,6 +188,33 @@ TEST_F(resolver_fixture, TimeoutDoesNotBlockOthers) {
   EXPECT_TRUE((*again)->cached);
 }
 
+TEST_F(resolver_fixture, PrefetchStartsQueryLookupJoins) {
+  res->prefetch("n");
+  res->prefetch("n");
+  EXPECT_EQ(backend->calls, 1);
+  auto a = start("n");
+  EXPECT_EQ(backend->calls, 1);
+  answer("n", found("10.0.0.7", 30));
+  ASSERT_TRUE(*a);
+  EXPECT_EQ((*a)->describe(), "10.0.0.7");
+  EXPECT_EQ(count(dns_result::found), 1);
+}
+
+TEST_F(resolver_fixture, PrefetchedAnswerFirstReadCountsAsFound) {
+  res->prefetch("n");
+  answer("n", found("10.0.0.7", 30));
+  EXPECT_EQ(count(dns_result::found), 0);  // nobody asked yet
+  auto a = start("n");
+  ASSERT_TRUE(*a);
+  EXPECT_FALSE((*a)->cached);
+  auto b = start("n");
+  EXPECT_TRUE((*b)->cached);
+  EXPECT_EQ(count(dns_result::found), 1);
+  EXPECT_EQ(count(dns_result::hit), 1);
+  res->prefetch("n");  // cached: no new query
+  EXPECT_EQ(backend->calls, 1);
+}
+
 TEST_F(resolver_fixture, DestroyedWithLookupInFlight) {
   auto a = start("n");
   res.reset();

@@ -226,5 +226,58 @@ TEST_F(router_fixture, InboundPlainHost) {
   EXPECT_FALSE(res.metric);
 }
 
+// Holds every query until the test answers it.
+struct manual_backend : resolver_backend {
+  void async_lookup(const std::string& name, std::function<void(backend_answer)> done) override {
+    queued->emplace_back(name, std::move(done));
+  }
+  std::shared_ptr<std::vector<std::pair<std::string, std::function<void(backend_answer)>>>> queued =
+      std::make_shared<std::vector<std::pair<std::string, std::function<void(backend_answer)>>>>();
+};
+
+TEST(RouterPrefetch, AllLevelsAskedAtOnceAnsweredInOrder) {
+  asio::io_context io;
+  proxy_metrics metrics;
+  auto cfg = std::make_shared<config>();
+  cfg->space = "dev";
+  cfg->parent_spaces = {"azureuser", "default"};
+  cfg->cluster_domain = "Cluster.Local.";
+  auto tree = std::make_shared<space_tree_holder>(
+      build_space_tree(cfg->space, cfg->parent_spaces, "").tree);
+  auto backend = std::make_unique<manual_backend>();
+  auto queued = backend->queued;
+  auto res = std::make_shared<resolver>(io.get_executor(), std::move(backend), metrics);
+  router r(io.get_executor(), cfg, metrics, tree, res);
+  std::optional<route_result> out;
+  std::vector<std::string_view> headers{"dev"};
+  asio::co_spawn(io, r.route_outbound("serviceb.azureuser.svc.cluster.local", headers),
+                 [&](std::exception_ptr e, route_result rr) {
+                   if (e) std::rethrow_exception(e);
+                   out = std::move(rr);
+                 });
+  auto drain = [&] {
+    io.restart();
+    while (io.poll() > 0) io.restart();
+  };
+  drain();
+  ASSERT_EQ(queued->size(), 3u);
+  EXPECT_EQ((*queued)[0].first, "serviceb.dev.svc.cluster.local");
+  EXPECT_EQ((*queued)[1].first, "serviceb.azureuser.svc.cluster.local");
+  EXPECT_EQ((*queued)[2].first, "serviceb.default.svc.cluster.local");
+  // The grandparent answers first; the parent still wins once the own level says nxdomain.
+  (*queued)[2].second({lookup_status::found, asio::ip::make_address("10.0.0.3"), 30s});
+  (*queued)[1].second({lookup_status::found, asio::ip::make_address("10.0.0.2"), 30s});
+  drain();
+  EXPECT_FALSE(out);
+  (*queued)[0].second({lookup_status::nxdomain, std::nullopt, 0s});
+  drain();
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->decision.decision, decision_kind::parent);
+  EXPECT_EQ(out->target->to_string(), "10.0.0.2");
+  ASSERT_EQ(out->decision.tried.size(), 2u);
+  EXPECT_EQ(metrics.dns_lookups(dns_result::found).Value(), 1);
+  EXPECT_EQ(metrics.dns_lookups(dns_result::nxdomain).Value(), 1);
+}
+
 }  // namespace
 }  // namespace devspaces::proxy::routing
