@@ -207,7 +207,8 @@ int do_apply(context& ctx) {
     else if (!edit.added.empty())
       ctx.out << " (added " << join(edit.added) << ")";
     if (!edit.dropped.empty())
-      ctx.out << "; left out " << join(edit.dropped) << " to stay within 6 domains / 256 chars";
+      ctx.out << "; left out " << join(edit.dropped)
+              << " to stay within 6 domains and a 255-byte search line (classic glibc, musl)";
     ctx.out << "\n";
   }
   return exit_ok;

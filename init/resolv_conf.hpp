@@ -10,11 +10,13 @@ namespace devspaces::init {
 /// Comment line that records what apply changed, so reruns and cleanup know what is ours.
 inline constexpr std::string_view resolv_marker = "# devspaces-proxy-init added:";
 
-/// Limits kept for the search list: classic glibc (before 2.26) and musl read at most 6 domains
-/// and 256 characters; modern glibc has no limit, but a longer list silently breaks other libcs.
+/// Limits kept for the search list. Classic glibc (before 2.26) keeps 6 domains and 256
+/// characters; musl reads resolv.conf lines into a 256-byte buffer and ignores a longer line
+/// entirely. Modern glibc has no limit, but one musl-based container would then lose the whole
+/// list, so the classic limits are kept.
 struct search_limits {
   std::size_t max_domains = 6;
-  std::size_t max_chars = 255;  ///< of the space-joined list
+  std::size_t max_chars = 247;  ///< of the space-joined list: "search " + list + "\n" <= 255
 };
 
 /// The search domains the pod's space chain needs: own space first, then the parents.

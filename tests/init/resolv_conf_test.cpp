@@ -112,7 +112,7 @@ TEST(init_resolv_conf, limits_drop_the_least_specific_entries_and_cleanup_restor
   auto l = add_search_domains(long_names, wanted);
   std::size_t chars = 0;
   for (const auto& d : l.search) chars += d.size() + 1;
-  EXPECT_LE(chars - 1, 255u);
+  EXPECT_LE(std::string("search ").size() + chars - 1 + 1, 255u);  // fits musl's line buffer
   EXPECT_EQ(l.search[0], wanted[0]);
 }
 
