@@ -229,10 +229,10 @@ int do_cleanup(context& ctx) {
     for (auto f : {family::v4, family::v6}) {
       std::string error;
       auto st = read_state(ipt, f, error);
-      const bool required = k != backend_kind::legacy || c.iptables == backend_mode::legacy ||
-                            c.iptables == backend_mode::nft;
       if (!st) {
-        bool needed = required && (f == family::v4 || ctx.families.size() > 1);
+        // With auto, a backend that cannot even be read holds nothing of ours. A forced backend
+        // must be readable for IPv4, and for IPv6 when IPv6 is on.
+        const bool needed = f == family::v4 || ctx.families.size() > 1;
         if (needed && c.iptables != backend_mode::automatic) return ctx.fail(error);
         continue;
       }

@@ -68,11 +68,16 @@ command_result run_command(const std::vector<std::string>& argv, std::string_vie
     }
     return r;
   }
+  // A command that exits without reading its stdin must not kill us with SIGPIPE: the write
+  // then fails with EPIPE and the command's own exit status tells what happened.
+  static const bool sigpipe_ignored = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+  (void)sigpipe_ignored;
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::signal(SIGPIPE, SIG_DFL);
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);

@@ -237,6 +237,9 @@ TEST(init_backend, run_command_times_out_and_passes_stdin) {
   r = run_command({"sleep", "10"}, "", std::chrono::milliseconds(200));
   EXPECT_TRUE(r.timed_out);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  // A command that exits without reading a large stdin: no SIGPIPE, its exit status counts.
+  r = run_command({"sh", "-c", "exit 3"}, std::string(1 << 20, 'x'), std::chrono::seconds(5));
+  EXPECT_EQ(r.exit_code, 3);
   r = run_command({"/nonexistent/iptables"}, "", std::chrono::seconds(5));
   EXPECT_FALSE(r.ok());
   EXPECT_NE(r.err.find("cannot run"), std::string::npos);
