@@ -188,6 +188,10 @@ def run_rollback():
         check(t.normalized_save(pod, "iptables-nft-save") == before, "[rollback] no IPv4 rules left behind")
         r = init(pod, "apply", "--resolv-conf", "", path="/nonexistent")
         check(r.returncode == 1 and "iptables" in r.stderr, f"[rollback] missing binaries: exit 1, named")
+        r = pod.run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN, "apply",
+                    "--resolv-conf", "", check=False)
+        check(r.returncode == 1 and "NET_ADMIN" in r.stderr and "NET_RAW" in r.stderr,
+              "[caps] without capabilities: exit 1, naming NET_ADMIN and NET_RAW")
         r = init(pod, "apply", "--no-such-flag")
         check(r.returncode == 2, "[usage] unknown flag exits 2")
         r = init(pod, "--help")
