@@ -1,0 +1,821 @@
+#include "proxy/http/session.hpp"
+
+// GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "proxy/config.hpp"
+#include "proxy/http/head_edit.hpp"
+#include "proxy/http/parser.hpp"
+#include "proxy/io/connect.hpp"
+#include "proxy/io/relay.hpp"
+#include "proxy/io/socket_util.hpp"
+#include "proxy/io/upstream_pool.hpp"
+#include "proxy/routing/router.hpp"
+#include "proxy/trace/hub.hpp"
+#include "proxy/trace/record.hpp"
+
+namespace devspaces::proxy::http {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using token = asio::as_tuple_t<asio::use_awaitable_t<>>;
+using clock = std::chrono::steady_clock;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr auto linger_time = std::chrono::seconds(1);
+constexpr auto drain_poll = std::chrono::milliseconds(200);
+
+std::shared_ptr<spdlog::logger> log() {
+  auto l = spdlog::get("http");
+  return l ? l : spdlog::default_logger();
+}
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const auto addr = ep.address();
+  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
+  return addr.to_string() + ":" + std::to_string(ep.port());
+}
+
+const char* status_phrase(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 408:
+      return "Request Timeout";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 502:
+      return "Bad Gateway";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Error";
+  }
+}
+
+// A fixed-size byte buffer: [0, end) holds bytes read, [0, parsed) went through the parser,
+// [0, sent) was forwarded. Allocated once per connection side, never reallocated, so spans
+// recorded by the parser stay valid.
+struct byte_buffer {
+  explicit byte_buffer(std::size_t cap) : data(std::make_unique<char[]>(cap)), capacity(cap) {}
+  std::unique_ptr<char[]> data;
+  std::size_t capacity;
+  std::size_t end = 0;
+  std::size_t parsed = 0;
+  std::size_t sent = 0;
+
+  char* base() { return data.get(); }
+  // Moves the unparsed tail to the front (a new message starts at offset 0).
+  void compact() {
+    if (parsed > 0 && end > parsed) std::memmove(data.get(), data.get() + parsed, end - parsed);
+    end -= std::min(parsed, end);
+    parsed = 0;
+    sent = 0;
+  }
+  // Drops forwarded bytes when nothing else is pending.
+  void drop_forwarded() {
+    if (sent == end && parsed == end) end = parsed = sent = 0;
+  }
+};
+
+enum class phase { none, request_head, request_body, response_head, response_body };
+
+}  // namespace
+
+std::string error_response(int status, std::string_view reason) {
+  std::string body = "devspaces-proxy: ";
+  body.append(reason).append("\n");
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + status_phrase(status) +
+                    "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  out += body;
+  return out;
+}
+
+namespace {
+
+class session {
+ public:
+  session(tcp::socket client, io::connection_context ctx, std::optional<tcp::socket> pre)
+      : client_(std::move(client)),
+        ctx_(std::move(ctx)),
+        cfg_(*ctx_.services->cfg),
+        metrics_(ctx_.services->metrics),
+        preconnected_(std::move(pre)),
+        cb_(std::max<std::size_t>(cfg_.max_header_bytes + read_chunk, ctx_.initial_bytes.size())),
+        ub_(cfg_.max_header_bytes + read_chunk),
+        req_(parser::kind::request, cfg_.max_header_bytes),
+        resp_(parser::kind::response, cfg_.max_header_bytes),
+        watchdog_(client_.get_executor()) {
+    std::memcpy(cb_.base(), ctx_.initial_bytes.data(), ctx_.initial_bytes.size());
+    cb_.end = ctx_.initial_bytes.size();
+    ctx_.initial_bytes.clear();
+    ctx_.initial_bytes.shrink_to_fit();
+  }
+
+  asio::awaitable<void> run();
+  asio::awaitable<void> watchdog();
+
+ private:
+  // One exchange; false when the connection is done.
+  asio::awaitable<bool> exchange();
+  asio::awaitable<void> pump_request();
+  asio::awaitable<void> relay_response();
+  asio::awaitable<bool> fail(int status, std::string reason, const char* code);
+  asio::awaitable<void> linger_close();
+  asio::awaitable<void> discard_client();
+  asio::awaitable<void> sleep_linger(asio::steady_timer& t);
+  asio::awaitable<bool> acquire_upstream(const tcp::endpoint& ep, bool fresh, connect_failure& why);
+  void release_upstream(bool reusable);
+  void arm(phase p, clock::time_point deadline);
+  void begin_record();
+  void finish_record(int status, const char* error);
+  bool draining() const {
+    return ctx_.services->draining != nullptr && ctx_.services->draining->load();
+  }
+  void close_client_graceful() {
+    boost::system::error_code ec;
+    client_.shutdown(tcp::socket::shutdown_send, ec);
+    io::close_quietly(client_);
+  }
+
+  tcp::socket client_;
+  io::connection_context ctx_;
+  const config& cfg_;
+  proxy_metrics* metrics_;
+  std::optional<tcp::socket> preconnected_;
+  std::optional<tcp::socket> up_;
+  tcp::endpoint up_ep_;
+  bool up_reused_ = false;
+
+  byte_buffer cb_;
+  byte_buffer ub_;
+  parser req_;
+  parser resp_;
+
+  asio::steady_timer watchdog_;
+  clock::time_point deadline_ = clock::time_point::max();
+  phase phase_ = phase::none;
+  bool fired_ = false;
+  phase fired_phase_ = phase::none;
+  bool stop_ = false;
+
+  // Per exchange.
+  clock::time_point exchange_start_ = clock::now();  // header timeout base
+  clock::time_point head_done_at_{};
+  std::optional<trace::record> rec_;
+  bool head_request_ = false;
+  bool connect_request_ = false;
+  bool request_buffered_ = true;   // the whole request still sits in cb_ (retry possible)
+  bool response_started_ = false;  // final response head was sent to the client
+  bool response_head_done_ = false;
+  bool response_done_ = false;
+  bool pump_failed_ = false;  // client vanished or sent garbage mid-body
+  parse_error pump_error_ = parse_error::none;
+  bool upstream_failed_ = false;  // upstream reset/closed mid-exchange
+  bool response_error_ = false;   // bad response; the answer was already decided
+  bool upstream_silent_ = false;  // the upstream closed without sending a byte
+  int answer_status_ = 0;
+  std::string answer_reason_;
+  const char* answer_code_ = nullptr;
+  std::uint64_t rx_ = 0;
+  std::uint64_t tx_ = 0;
+  int method_idx_ = 0;
+};
+
+void session::arm(phase p, clock::time_point deadline) {
+  phase_ = p;
+  deadline_ = deadline;
+  if (deadline < watchdog_.expiry()) watchdog_.cancel();
+}
+
+asio::awaitable<void> session::watchdog() {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  while (!stop_) {
+    const auto now = clock::now();
+    if (deadline_ <= now) {
+      fired_ = true;
+      fired_phase_ = phase_;
+      deadline_ = clock::time_point::max();
+      boost::system::error_code ec;
+      client_.cancel(ec);
+      if (up_) up_->cancel(ec);
+      continue;
+    }
+    auto wake = deadline_;
+    // An idle keep-alive connection notices a drain quickly.
+    if (phase_ == phase::request_head && cb_.end == 0) wake = std::min(wake, now + drain_poll);
+    watchdog_.expires_at(wake);
+    co_await watchdog_.async_wait(token{});
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) co_return;
+    if (phase_ == phase::request_head && cb_.end == 0 && draining() && !fired_) {
+      fired_ = true;
+      fired_phase_ = phase_;
+      boost::system::error_code ec;
+      client_.cancel(ec);
+    }
+  }
+}
+
+asio::awaitable<void> session::run() {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  // (co_await kept out of conditions: GCC 12 miscompiles `if (!co_await f())` in loops.)
+  while (!stop_) {
+    const bool more = co_await exchange();
+    if (!more) break;
+  }
+  stop_ = true;
+  watchdog_.cancel();
+  release_upstream(false);
+  if (metrics_ != nullptr) {
+    metrics_->bytes(ctx_.dir, flow::rx).Increment(static_cast<double>(rx_));
+    metrics_->bytes(ctx_.dir, flow::tx).Increment(static_cast<double>(tx_));
+  }
+}
+
+void session::release_upstream(bool reusable) {
+  if (!up_) return;
+  if (reusable && ctx_.services->pool != nullptr && !draining()) {
+    ctx_.services->pool->put(up_ep_, std::move(*up_));
+  } else {
+    io::close_quietly(*up_);
+  }
+  up_.reset();
+}
+
+void session::begin_record() {
+  const auto& rh = req_.head();
+  if (rh.method.len > 0) method_idx_ = method_index(req_.text(rh.method));
+  if (ctx_.services->traces == nullptr || rec_) return;
+  rec_.emplace();
+  auto& r = *rec_;
+  r.id = trace::next_id();
+  r.ts = std::chrono::system_clock::now();
+  r.outbound = ctx_.dir == direction::outbound;
+  r.pod = cfg_.pod_name;
+  r.space = cfg_.space;
+  r.client = endpoint_text(ctx_.client);
+  r.original_dst = endpoint_text(ctx_.original_dst);
+  // The start line spans are set as soon as they were parsed, also when the head failed.
+  r.request.method = req_.text(rh.method);
+  r.request.target = req_.text(rh.target);
+  r.request.version = req_.text(rh.version);
+}
+
+void session::finish_record(int status, const char* error) {
+  const auto end = clock::now();
+  const auto dur = end - (head_done_at_ == clock::time_point{} ? exchange_start_ : head_done_at_);
+  if (metrics_ != nullptr) {
+    const auto cls = error != nullptr && status == 0 ? code_class::error : class_of_status(status);
+    metrics_->http_requests(ctx_.dir, method_idx_, cls).Increment();
+    metrics_->http_duration(ctx_.dir).Observe(std::chrono::duration<double>(dur).count());
+  }
+  if (rec_ && ctx_.services->traces != nullptr) {
+    rec_->duration = std::chrono::duration_cast<std::chrono::microseconds>(dur);
+    if (error != nullptr) rec_->error = error;
+    ctx_.services->traces->push(std::move(*rec_));
+  }
+  rec_.reset();
+}
+
+asio::awaitable<void> session::discard_client() {
+  char sink[4096];
+  for (;;) {
+    auto [ec, n] = co_await client_.async_read_some(asio::buffer(sink), token{});
+    if (ec || n == 0) co_return;
+  }
+}
+
+asio::awaitable<void> session::sleep_linger(asio::steady_timer& t) {
+  co_await t.async_wait(token{});
+}
+
+asio::awaitable<void> session::linger_close() {
+  boost::system::error_code ec;
+  client_.shutdown(tcp::socket::shutdown_send, ec);
+  asio::steady_timer t(client_.get_executor(), linger_time);
+  co_await (discard_client() || sleep_linger(t));
+  io::close_quietly(client_);
+}
+
+asio::awaitable<bool> session::fail(int status, std::string reason, const char* code) {
+  log()->debug("[C{}] answer {} reason=\"{}\"", ctx_.id, status, reason);
+  if (!response_started_) begin_record();
+  if (status != 0 && !response_started_) {
+    arm(phase::none, clock::time_point::max());
+    const auto answer = error_response(status, reason);
+    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(answer), token{});
+    tx_ += n;
+    if (rec_) {
+      trace::response_info r;
+      r.status = status;
+      r.reason = status_phrase(status);
+      r.version = "1.1";
+      r.headers = {{"content-type", "text/plain; charset=utf-8"},
+                   {"content-length", std::to_string(answer.size() - answer.find("\r\n\r\n") - 4)},
+                   {"connection", "close"}};
+      rec_->response = std::move(r);
+    }
+    finish_record(status, code);
+    if (up_) io::close_with_reset(*up_), up_.reset();
+    co_await linger_close();
+  } else {
+    finish_record(0, code);
+    if (up_) io::close_with_reset(*up_), up_.reset();
+    io::close_with_reset(client_);
+  }
+  co_return false;
+}
+
+asio::awaitable<bool> session::acquire_upstream(const tcp::endpoint& ep, bool fresh,
+                                                connect_failure& why) {
+  up_reused_ = false;
+  if (up_) {
+    if (!fresh && up_ep_ == ep && io::idle_socket_alive(*up_)) {
+      up_reused_ = true;
+      co_return true;
+    }
+    // A kept connection to another endpoint goes back to the pool.
+    release_upstream(!fresh && up_ep_ != ep && io::idle_socket_alive(*up_));
+  }
+  if (!fresh && preconnected_ && ep == ctx_.original_dst) {
+    up_ = std::move(preconnected_);
+    preconnected_.reset();
+    up_ep_ = ep;
+    if (io::idle_socket_alive(*up_)) {
+      up_reused_ = true;  // nothing was sent on it yet: a retry is safe
+      co_return true;
+    }
+    io::close_quietly(*up_);
+    up_.reset();
+  }
+  if (preconnected_) io::close_quietly(*preconnected_);
+  preconnected_.reset();
+  if (!fresh && ctx_.services->pool != nullptr) {
+    if (auto s = ctx_.services->pool->take(ep)) {
+      up_ = std::move(s);
+      up_ep_ = ep;
+      up_reused_ = true;
+      co_return true;
+    }
+  }
+  arm(phase::none, clock::time_point::max());
+  auto r = co_await io::connect_for(ctx_, ep);
+  if (!r.socket) {
+    why = r.reason;
+    co_return false;
+  }
+  up_ = std::move(r.socket);
+  up_ep_ = ep;
+  boost::system::error_code ec;
+  up_->set_option(tcp::no_delay(true), ec);
+  co_return true;
+}
+
+asio::awaitable<void> session::pump_request() {
+  while (!req_.message_done()) {
+    if (response_done_ || upstream_failed_) co_return;
+    cb_.drop_forwarded();
+    if (cb_.end == 0) request_buffered_ = false;
+    if (cb_.end == cb_.capacity) {  // cannot happen: the parser consumes what is read
+      pump_failed_ = true;
+      break;
+    }
+    arm(phase::request_body, clock::now() + cfg_.idle_timeout);
+    if (fired_) {
+      pump_failed_ = true;
+      break;
+    }
+    request_buffered_ = false;
+    auto [ec, n] = co_await client_.async_read_some(
+        asio::buffer(cb_.base() + cb_.end, std::min(read_chunk, cb_.capacity - cb_.end)), token{});
+    if (response_done_) co_return;
+    if (ec || n == 0) {
+      pump_failed_ = true;
+      break;
+    }
+    rx_ += n;
+    cb_.end += n;
+    auto r = req_.feed(cb_.base() + cb_.parsed, cb_.end - cb_.parsed);
+    cb_.parsed += r.consumed;
+    if (rec_) {
+      for (auto s : req_.body()) rec_->request.body.append(s, cfg_.trace_body_bytes);
+    }
+    if (r.event == parse_event::error) {
+      pump_error_ = req_.error();
+      pump_failed_ = true;
+      break;
+    }
+    auto [wec, wn] = co_await asio::async_write(
+        *up_, asio::buffer(cb_.base() + cb_.sent, cb_.parsed - cb_.sent), token{});
+    if (wec) {
+      upstream_failed_ = true;
+      break;
+    }
+    cb_.sent = cb_.parsed;
+  }
+  if (pump_failed_ || upstream_failed_) {
+    // Unblock the response side: nothing sensible can come back for a broken request.
+    boost::system::error_code ec;
+    if (up_) up_->cancel(ec);
+    co_return;
+  }
+  if (!response_head_done_) arm(phase::response_head, clock::now() + cfg_.header_timeout);
+}
+
+asio::awaitable<void> session::relay_response() {
+  const auto answer = [this](int status, std::string reason, const char* code) {
+    response_error_ = true;
+    answer_status_ = status;
+    answer_reason_ = std::move(reason);
+    answer_code_ = code;
+  };
+  for (;;) {
+    // One response message (a 1xx interim response loops back here).
+    ub_.compact();
+    resp_.begin_message(ub_.base(), head_request_, connect_request_);
+    std::size_t got = ub_.end;
+    while (!resp_.head_complete()) {
+      if (ub_.parsed < ub_.end) {
+        auto r = resp_.feed(ub_.base() + ub_.parsed, ub_.end - ub_.parsed);
+        ub_.parsed += r.consumed;
+        if (r.event == parse_event::error) {
+          const auto e = resp_.error();
+          if (e == parse_error::head_too_large) {
+            answer(502, "bad gateway: response head too large", "response_headers_too_large");
+          } else {
+            answer(502, "bad gateway: malformed response: " + std::string(describe(e)),
+                   "bad_response");
+          }
+          co_return;
+        }
+        if (resp_.head_complete()) break;
+      }
+      if (fired_) {
+        answer(504, "gateway timeout: no response from upstream", "upstream_timeout");
+        co_return;
+      }
+      auto [ec, n] = co_await up_->async_read_some(
+          asio::buffer(ub_.base() + ub_.end, ub_.capacity - ub_.end), token{});
+      if (ec || n == 0) {
+        if (fired_ && fired_phase_ == phase::response_head) {
+          answer(504, "gateway timeout: no response from upstream", "upstream_timeout");
+        } else if (pump_failed_) {
+          answer(pump_error_ != parse_error::none ? 400 : 0,
+                 "bad request: " + std::string(describe(pump_error_)),
+                 pump_error_ != parse_error::none ? "bad_request" : "client_reset");
+        } else if (got == 0) {
+          upstream_silent_ = true;
+          answer(502, "bad gateway: upstream closed the connection before responding",
+                 "upstream_reset");
+        } else {
+          answer(502, "bad gateway: upstream closed the connection mid-head", "upstream_reset");
+        }
+        co_return;
+      }
+      got += n;
+      ub_.end += n;
+    }
+    response_head_done_ = true;
+    const auto& h = resp_.head();
+    const int status = h.status;
+    if (status >= 100 && status < 200 && status != 101) {
+      // Interim response (100 Continue, 103 Early Hints): pass on, then read the final one.
+      auto [ec, n] = co_await asio::async_write(
+          client_, asio::buffer(ub_.base() + h.start, h.end - h.start), token{});
+      tx_ += n;
+      if (ec) {
+        answer(0, "", "client_reset");
+        co_return;
+      }
+      // The 1xx message ended at h.end; parsing stopped there (message_complete).
+      response_head_done_ = false;
+      if (!req_.message_done()) arm(phase::request_body, clock::now() + cfg_.idle_timeout);
+      continue;
+    }
+    break;
+  }
+
+  const auto& h = resp_.head();
+  if (rec_) {
+    trace::response_info r;
+    r.status = h.status;
+    r.reason = resp_.text(h.reason);
+    r.version = resp_.text(h.version);
+    r.headers.reserve(h.headers.size());
+    for (const auto& f : h.headers) r.headers.emplace_back(resp_.text(f.name), resp_.text(f.value));
+    rec_->response = std::move(r);
+    for (auto s : resp_.body()) rec_->response->body.append(s, cfg_.trace_body_bytes);
+  }
+  const bool tunnel = (h.status == 101 && req_.upgrade()) ||
+                      (connect_request_ && h.status >= 200 && h.status < 300);
+  head_edit edit;
+  if (!tunnel && (draining() || !req_.message_done() || !req_.keep_alive())) {
+    if (draining() || !req_.message_done()) force_connection_close(edit, resp_);
+  }
+  arm(phase::response_body, clock::now() + cfg_.idle_timeout);
+  {
+    auto pieces = edit.pieces(ub_.base(), h.start, h.end);
+    std::vector<asio::const_buffer> bufs;
+    bufs.reserve(pieces.size() + 1);
+    for (auto p : pieces) bufs.emplace_back(p.data(), p.size());
+    if (!tunnel && ub_.parsed > h.end) bufs.emplace_back(ub_.base() + h.end, ub_.parsed - h.end);
+    response_started_ = true;
+    auto [ec, n] = co_await asio::async_write(client_, bufs, token{});
+    tx_ += n;
+    ub_.sent = tunnel ? h.end : ub_.parsed;
+    if (ec) {
+      answer(0, "", "client_reset");
+      co_return;
+    }
+  }
+  if (tunnel) co_return;
+  while (!resp_.message_done()) {
+    ub_.drop_forwarded();
+    arm(phase::response_body, clock::now() + cfg_.idle_timeout);
+    if (fired_) {
+      answer(0, "", "upstream_timeout");
+      co_return;
+    }
+    auto [ec, n] = co_await up_->async_read_some(
+        asio::buffer(ub_.base() + ub_.end, std::min(read_chunk, ub_.capacity - ub_.end)), token{});
+    if (ec || n == 0) {
+      if (!ec || ec == asio::error::eof) {
+        if (resp_.finish() == parse_event::message_complete) {
+          for (auto s : resp_.body()) {
+            if (rec_ && rec_->response) rec_->response->body.append(s, cfg_.trace_body_bytes);
+          }
+          break;
+        }
+      }
+      answer(0, "", pump_failed_ ? "client_reset" : "upstream_reset");
+      co_return;
+    }
+    ub_.end += n;
+    auto r = resp_.feed(ub_.base() + ub_.parsed, ub_.end - ub_.parsed);
+    ub_.parsed += r.consumed;
+    if (rec_ && rec_->response) {
+      for (auto s : resp_.body()) rec_->response->body.append(s, cfg_.trace_body_bytes);
+    }
+    if (r.event == parse_event::error) {
+      answer(0, "", "bad_response");
+      co_return;
+    }
+    auto [wec, wn] = co_await asio::async_write(
+        client_, asio::buffer(ub_.base() + ub_.sent, ub_.parsed - ub_.sent), token{});
+    tx_ += wn;
+    ub_.sent = ub_.parsed;
+    if (wec) {
+      answer(0, "", "client_reset");
+      co_return;
+    }
+  }
+  response_done_ = true;
+  if (!req_.message_done()) {
+    // The upstream answered before the request body ended: stop reading the client.
+    boost::system::error_code ec;
+    client_.cancel(ec);
+  }
+}
+
+asio::awaitable<bool> session::exchange() {
+  // ---- request head
+  cb_.compact();
+  req_.begin_message(cb_.base());
+  rec_.reset();
+  head_done_at_ = {};
+  fired_ = false;
+  request_buffered_ = true;
+  response_started_ = false;
+  response_head_done_ = false;
+  response_done_ = false;
+  pump_failed_ = false;
+  pump_error_ = parse_error::none;
+  upstream_failed_ = false;
+  response_error_ = false;
+  upstream_silent_ = false;
+  answer_status_ = 0;
+  answer_code_ = nullptr;
+  method_idx_ = method_index("OTHER");
+  arm(phase::request_head, exchange_start_ + cfg_.header_timeout);
+  while (!req_.head_complete()) {
+    if (cb_.parsed < cb_.end) {
+      auto r = req_.feed(cb_.base() + cb_.parsed, cb_.end - cb_.parsed);
+      cb_.parsed += r.consumed;
+      if (r.event == parse_event::error) {
+        const auto e = req_.error();
+        if (e == parse_error::head_too_large) {
+          co_return co_await fail(431, "request head too large", "headers_too_large");
+        }
+        co_return co_await fail(400, "bad request: " + std::string(describe(e)), "bad_request");
+      }
+      if (req_.head_complete()) break;
+    }
+    if (cb_.end == cb_.capacity) {
+      co_return co_await fail(431, "request head too large", "headers_too_large");
+    }
+    if (fired_) {
+      if (cb_.end == 0) co_return false;
+      co_return co_await fail(408, "request head timeout", "header_timeout");
+    }
+    auto [ec, n] = co_await client_.async_read_some(
+        asio::buffer(cb_.base() + cb_.end, cb_.capacity - cb_.end), token{});
+    if (ec || n == 0) {
+      if (fired_ && cb_.end > 0) {
+        co_return co_await fail(408, "request head timeout", "header_timeout");
+      }
+      if (cb_.end > 0 && !fired_) {
+        begin_record();
+        finish_record(0, "client_reset");
+      }
+      io::close_quietly(client_);
+      co_return false;
+    }
+    rx_ += n;
+    cb_.end += n;
+  }
+  head_done_at_ = clock::now();
+  const auto& rh = req_.head();
+  const auto method = req_.text(rh.method);
+  method_idx_ = method_index(method);
+  head_request_ = method == "HEAD";
+  connect_request_ = method == "CONNECT";
+  std::string_view host;
+  std::vector<std::string_view> route_values;
+  for (const auto& f : rh.headers) {
+    const auto name = req_.text(f.name);
+    if (host.empty() && iequals(name, "host")) host = req_.text(f.value);
+    if (iequals(name, cfg_.route_header)) route_values.push_back(req_.text(f.value));
+  }
+  begin_record();
+  if (rec_) {
+    auto& r = *rec_;
+    r.request.host = host;
+    r.request.headers.reserve(rh.headers.size() + 1);
+    for (const auto& f : rh.headers) {
+      r.request.headers.emplace_back(req_.text(f.name), req_.text(f.value));
+    }
+    for (auto s : req_.body()) r.request.body.append(s, cfg_.trace_body_bytes);
+  }
+
+  // A body error in bytes already buffered is caught before anything is forwarded.
+  if (req_.error() != parse_error::none) {
+    co_return co_await fail(400, "bad request: " + std::string(describe(req_.error())),
+                            "bad_request");
+  }
+
+  // ---- route
+  head_edit edit;
+  tcp::endpoint target = ctx_.original_dst;
+  if (ctx_.services->router != nullptr) {
+    arm(phase::none, clock::time_point::max());
+    routing::route_result rr;
+    if (ctx_.dir == direction::inbound) {
+      rr = ctx_.services->router->route_inbound(host, route_values);
+    } else {
+      rr = co_await ctx_.services->router->route_outbound(host, route_values);
+    }
+    if (rr.insert_header && rr.route_as) {
+      add_header(edit, req_, cfg_.route_header, *rr.route_as);
+      if (rec_) rec_->request.headers.emplace_back(cfg_.route_header, *rr.route_as);
+    }
+    if (rr.target) target = tcp::endpoint(*rr.target, ctx_.original_dst.port());
+    if (rec_) {
+      rec_->route_as = rr.route_as;
+      rec_->route_as_source = rr.source;
+      rec_->route = std::move(rr.decision);
+    }
+  }
+  if (rec_) rec_->upstream = endpoint_text(target);
+
+  // ---- upstream, forward the head and what was buffered of the body
+  for (int attempt = 0;; ++attempt) {
+    connect_failure why = connect_failure::other;
+    const bool connected = co_await acquire_upstream(target, attempt > 0, why);
+    if (!connected) {
+      switch (why) {
+        case connect_failure::timeout:
+          co_return co_await fail(504, "gateway timeout: upstream connect timed out",
+                                  "upstream_timeout");
+        case connect_failure::refused:
+          co_return co_await fail(502, "bad gateway: upstream refused the connection",
+                                  "upstream_connect_refused");
+        case connect_failure::unreachable:
+          co_return co_await fail(502, "bad gateway: upstream unreachable", "upstream_unreachable");
+        default:
+          co_return co_await fail(502, "bad gateway: upstream connect failed",
+                                  "upstream_connect_error");
+      }
+    }
+    ub_.end = ub_.parsed = ub_.sent = 0;
+    {
+      auto pieces = edit.pieces(cb_.base(), rh.start, rh.end);
+      std::vector<asio::const_buffer> bufs;
+      bufs.reserve(pieces.size() + 1);
+      for (auto p : pieces) bufs.emplace_back(p.data(), p.size());
+      if (cb_.parsed > rh.end) bufs.emplace_back(cb_.base() + rh.end, cb_.parsed - rh.end);
+      arm(phase::request_body, clock::now() + cfg_.idle_timeout);
+      auto [ec, n] = co_await asio::async_write(*up_, bufs, token{});
+      cb_.sent = cb_.parsed;
+      if (ec) {
+        if (up_reused_ && attempt == 0 && request_buffered_) {
+          io::close_quietly(*up_);
+          up_.reset();
+          continue;
+        }
+        co_return co_await fail(502, "bad gateway: upstream reset the connection",
+                                "upstream_reset");
+      }
+    }
+    if (req_.message_done()) {
+      arm(phase::response_head, clock::now() + cfg_.header_timeout);
+      co_await relay_response();
+    } else {
+      co_await (pump_request() && relay_response());
+    }
+    if (response_error_ && upstream_silent_ && up_reused_ && attempt == 0 && request_buffered_ &&
+        req_.message_done() && !fired_) {
+      // A reused connection the upstream had closed meanwhile: try once on a new one.
+      log()->debug("[C{}] reused upstream closed before responding; retrying", ctx_.id);
+      response_error_ = false;
+      upstream_silent_ = false;
+      io::close_quietly(*up_);
+      up_.reset();
+      continue;
+    }
+    break;
+  }
+  if (response_error_) co_return co_await fail(answer_status_, answer_reason_, answer_code_);
+
+  const auto& h = resp_.head();
+  const bool tunnel = (h.status == 101 && req_.upgrade()) ||
+                      (connect_request_ && h.status >= 200 && h.status < 300);
+  finish_record(h.status, nullptr);
+  if (tunnel) {
+    arm(phase::none, clock::time_point::max());
+    io::relay_options opts;
+    opts.idle_timeout = cfg_.idle_timeout;
+    opts.metrics = metrics_;
+    opts.dir = ctx_.dir;
+    opts.id = ctx_.id;
+    opts.splice_after = ctx_.services->splice_after;
+    opts.initial_client_bytes.assign(cb_.base() + cb_.parsed, cb_.end - cb_.parsed);
+    opts.initial_upstream_bytes.assign(ub_.base() + ub_.parsed, ub_.end - ub_.parsed);
+    stop_ = true;
+    auto upstream = std::move(*up_);
+    up_.reset();
+    auto r = co_await io::relay(std::move(client_), std::move(upstream), std::move(opts));
+    log()->debug("[C{}] tunnel closed end={} rx={} tx={}", ctx_.id, io::to_string(r.end), r.rx,
+                 r.tx);
+    co_return false;
+  }
+  const bool req_done = req_.message_done();
+  const bool client_keep = req_done && response_done_ && req_.keep_alive() && resp_.keep_alive() &&
+                           !draining() && !fired_;
+  const bool up_keep = req_done && response_done_ && resp_.keep_alive() && req_.keep_alive() &&
+                       ub_.parsed == ub_.end;
+  if (!up_keep && up_) {
+    io::close_quietly(*up_);
+    up_.reset();
+  }
+  if (!client_keep) {
+    if (cb_.parsed < cb_.end || !req_done) {
+      co_await linger_close();
+    } else {
+      close_client_graceful();
+    }
+    co_return false;
+  }
+  exchange_start_ = clock::now();
+  co_return true;
+}
+
+}  // namespace
+
+asio::awaitable<void> run_http_session(tcp::socket client, io::connection_context ctx,
+                                       std::optional<tcp::socket> preconnected) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  if (ctx.services == nullptr || ctx.services->cfg == nullptr) co_return;
+  session s(std::move(client), std::move(ctx), std::move(preconnected));
+  co_await (s.run() || s.watchdog());
+}
+
+}  // namespace devspaces::proxy::http
