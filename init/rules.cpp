@@ -183,13 +183,14 @@ std::vector<std::string> describe_drift(const table_state& actual, const table_s
       out.push_back("missing chain " + name);
       continue;
     }
+    const auto before = out.size();
     for (const auto& r : rules)
       if (std::find(it->second.begin(), it->second.end(), r) == it->second.end())
         out.push_back("missing rule: " + r);
     for (const auto& r : it->second)
       if (std::find(rules.begin(), rules.end(), r) == rules.end())
         out.push_back("unexpected rule: " + r);
-    if (out.empty() && it->second != rules) out.push_back("rules out of order in " + name);
+    if (out.size() == before && it->second != rules) out.push_back("rules out of order in " + name);
   }
   for (const auto& [name, rules] : actual.chains)
     if (!expected.chains.contains(name)) out.push_back("unexpected chain " + name);

@@ -203,6 +203,30 @@ def run_rollback():
         pod.close()
 
 
+def run_bind_mounted_resolv_conf():
+    """/etc/resolv.conf as a bind mount (ip netns exec mounts /etc/netns/<ns>/resolv.conf over
+    it, as the container runtime does): apply and cleanup edit it in place through the mount."""
+    pod = t.Netns(f"icm{os.getpid() % 100000}")
+    etc = f"/etc/netns/{pod.name}"
+    os.makedirs(etc, exist_ok=True)
+    try:
+        with open(f"{etc}/resolv.conf", "w") as f:
+            f.write(RESOLV)
+        r = init(pod, "apply", "--iptables", "nft", "--space", "azureuser", "--parent-spaces", "default")
+        check(r.returncode == 0, f"[bind mount] apply exits 0 ({r.stderr.strip()})")
+        with open(f"{etc}/resolv.conf") as f:
+            check("search azureuser.svc.cluster.local default.svc.cluster.local" in f.read(),
+                  "[bind mount] the mounted resolv.conf was edited in place")
+        r = init(pod, "cleanup")
+        with open(f"{etc}/resolv.conf") as f:
+            check(r.returncode == 0 and f.read() == RESOLV, "[bind mount] cleanup restored it")
+    finally:
+        pod.close()
+        for name in os.listdir(etc):
+            os.unlink(os.path.join(etc, name))
+        os.rmdir(etc)
+
+
 def run_lock():
     """A held xtables lock never hangs apply: it fails within --command-timeout, naming the lock."""
     pod = t.Netns(f"icl{os.getpid() % 100000}")
@@ -232,7 +256,7 @@ def main():
     if not os.path.exists(BIN):
         print(f"FAIL: {BIN} not built")
         return 1
-    for step in (lambda: run_backend("legacy"), lambda: run_backend("nft"), run_rollback, run_lock):
+    for step in (lambda: run_backend("legacy"), lambda: run_backend("nft"), run_rollback, run_bind_mounted_resolv_conf, run_lock):
         try:
             step()
         except Exception:

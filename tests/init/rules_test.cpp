@@ -124,6 +124,13 @@ TEST(init_rules, drift_is_described_and_reconciled_in_one_document) {
   EXPECT_EQ(doc.find("KUBE-X"), std::string::npos);
   EXPECT_TRUE(doc.ends_with("COMMIT\n"));
   EXPECT_TRUE(describe_drift(expected_state(rs), expected_state(rs)).empty());
+  // Same rules, another order: still drift (order decides what a packet meets first).
+  auto swapped = expected_state(rs);
+  auto& out_rules = swapped.chains.at("DEVSPACES_OUTPUT");
+  std::swap(out_rules[0], out_rules[1]);
+  swapped.chains.erase("DEVSPACES_REDIRECT");
+  auto d = describe_drift(swapped, expected_state(rs));
+  EXPECT_NE(std::find(d.begin(), d.end(), "rules out of order in DEVSPACES_OUTPUT"), d.end());
 }
 
 TEST(init_rules, cleanup_removes_jumps_then_chains) {
