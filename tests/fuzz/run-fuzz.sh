@@ -1,0 +1,16 @@
+#!/bin/sh
+# Builds the libFuzzer targets of tests/fuzz with clang++ in a separate small build tree and
+# runs each for a short while. Usage: run-fuzz.sh [build-dir] [seconds]
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../../build/fuzz-clang}
+seconds=${2:-20}
+cc=$(command -v clang || command -v clang-14)
+cxx=$(command -v clang++ || command -v clang++-14)
+cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" -DDEVSPACES_FUZZ_SECONDS="$seconds" >/dev/null
+nice cmake --build "$build" -j2
+mkdir -p "$build/artifacts" "$build/corpus"
+cd "$build/artifacts"
+exec "$build/http_parse_fuzz" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=1024 \
+  -print_final_stats=1 "$build/corpus" "$here/corpus"
