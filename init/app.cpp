@@ -55,10 +55,14 @@ struct context {
 
 /// Resolves --ipv6 and reads resolv.conf; an error message when that is impossible.
 std::optional<std::string> prepare(context& ctx) {
-  const bool kernel_v6 = ctx.sys.read_file("/proc/net/if_inet6").has_value();
+  // IPv6 is live when the namespace has any IPv6 address (lo gets ::1 as soon as it is up).
+  // With none (no IPv6 in the kernel, or disable_ipv6 set) no IPv6 connection can be made, so
+  // skipping the ip6tables rules lets nothing past the proxy.
+  const auto if_inet6 = ctx.sys.read_file("/proc/net/if_inet6");
+  const bool kernel_v6 = if_inet6 && if_inet6->find_first_not_of(" \n") != std::string::npos;
   ctx.families = {family::v4};
   if (ctx.c.ipv6 == ipv6_mode::on && !kernel_v6)
-    return "--ipv6 on, but the kernel has no IPv6 (/proc/net/if_inet6 is missing)";
+    return "--ipv6 on, but this namespace has no IPv6 (/proc/net/if_inet6 is missing or empty)";
   if (ctx.c.ipv6 == ipv6_mode::on || (ctx.c.ipv6 == ipv6_mode::automatic && kernel_v6))
     ctx.families.push_back(family::v6);
   if (!ctx.c.resolv_conf.empty()) {

@@ -170,7 +170,7 @@ std::vector<option_spec> init_options(config& c) {
                "outbound destinations never captured (exclusions win over inclusions)",
                cidr_list_setter(c.exclude_outbound_cidrs, nullptr)});
   o.push_back({"--ipv6", "DEVSPACES_IPV6", "auto",
-               "IPv6 rules: auto (on when /proc/net/if_inet6 exists), on, off",
+               "IPv6 rules: auto (on when /proc/net/if_inet6 lists an address), on, off",
                [&c](std::string_view v) -> err {
                  if (v == "auto")
                    c.ipv6 = ipv6_mode::automatic;

@@ -21,7 +21,7 @@ struct cidr {
 /// Parses "10.1.2.3/8" (→ "10.0.0.0/8"), "fd00::1/64", or a bare address (→ /32, /128).
 std::optional<cidr> parse_cidr(std::string_view text);
 
-/// `--ipv6`: auto = on when the kernel has IPv6 (/proc/net/if_inet6 exists).
+/// `--ipv6`: auto = on when the namespace has IPv6 addresses (/proc/net/if_inet6 lists one).
 enum class ipv6_mode { automatic, on, off };
 /// `--iptables`: auto = the backend the namespace already uses, else the one that works.
 enum class backend_mode { automatic, legacy, nft };

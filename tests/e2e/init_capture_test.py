@@ -227,6 +227,24 @@ def run_bind_mounted_resolv_conf():
         os.rmdir(etc)
 
 
+def run_ipv6_auto():
+    """--ipv6 auto follows the namespace: IPv6 up → both families; IPv6 disabled → IPv4 only,
+    and --ipv6 on then fails rather than pretending."""
+    pod = t.Netns(f"ic6{os.getpid() % 100000}")
+    try:
+        r = init(pod, "apply", "--iptables", "nft", "--resolv-conf", "")
+        check(r.returncode == 0 and "ipv6: applied" in r.stdout, "[ipv6 auto] IPv6 up: IPv6 rules applied")
+        init(pod, "cleanup", "--resolv-conf", "")
+        pod.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.lo.disable_ipv6=1")
+        r = init(pod, "apply", "--iptables", "nft", "--resolv-conf", "")
+        check(r.returncode == 0 and "ipv4: applied" in r.stdout and "ipv6" not in r.stdout,
+              "[ipv6 auto] IPv6 disabled: IPv4 rules only")
+        r = init(pod, "apply", "--iptables", "nft", "--resolv-conf", "", "--ipv6", "on")
+        check(r.returncode == 1 and "no IPv6" in r.stderr, "[ipv6 on] IPv6 disabled: exit 1, said so")
+    finally:
+        pod.close()
+
+
 def run_lock():
     """A held xtables lock never hangs apply: it fails within --command-timeout, naming the lock."""
     pod = t.Netns(f"icl{os.getpid() % 100000}")
@@ -256,7 +274,8 @@ def main():
     if not os.path.exists(BIN):
         print(f"FAIL: {BIN} not built")
         return 1
-    for step in (lambda: run_backend("legacy"), lambda: run_backend("nft"), run_rollback, run_bind_mounted_resolv_conf, run_lock):
+    for step in (lambda: run_backend("legacy"), lambda: run_backend("nft"), run_rollback, run_bind_mounted_resolv_conf, run_ipv6_auto,
+                 run_lock):
         try:
             step()
         except Exception:
