@@ -77,7 +77,7 @@ class dns_backend final : public resolver_backend {
   // One socket c-ares asked us to watch. Handlers hold it by shared_ptr and check `closed`
   // before touching the backend: c-ares may close (and reuse) the fd at any ares_process_fd.
   struct watch {
-    explicit watch(asio::any_io_executor ex, int fd) : desc(ex, fd), fd(fd) {}
+    watch(asio::any_io_executor ex, int fd) : desc(std::move(ex)), fd(fd) {}
     asio::posix::stream_descriptor desc;
     int fd;
     bool want_read = false, want_write = false;
@@ -103,7 +103,11 @@ class dns_backend final : public resolver_backend {
     }
     if (self->destroying_) return;
     if (it == self->watches_.end()) {
-      it = self->watches_.emplace(fd, std::make_shared<watch>(self->ex_, fd)).first;
+      auto w = std::make_shared<watch>(self->ex_, fd);
+      boost::system::error_code ec;
+      w->desc.assign(fd, ec);  // never throw through c-ares; its timer still ends the query
+      if (ec) return;
+      it = self->watches_.emplace(fd, std::move(w)).first;
     }
     it->second->want_read = readable != 0;
     it->second->want_write = writable != 0;

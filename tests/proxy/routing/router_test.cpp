@@ -226,6 +226,41 @@ TEST_F(router_fixture, InboundPlainHost) {
   EXPECT_FALSE(res.metric);
 }
 
+asio::awaitable<void> bench_loop(router& r, std::string_view host,
+                                 std::vector<std::string_view> headers, int n, int& done) {
+  for (int i = 0; i < n; ++i) {
+    auto res = co_await r.route_outbound(host, headers);
+    if (res.decision.tried.size() < 100) ++done;
+  }
+}
+
+// Cost of routing one request with every answer cached (run with
+// --gtest_also_run_disabled_tests --gtest_filter='*Throughput*'); prints ns per request.
+TEST_F(router_fixture, DISABLED_Throughput) {
+  constexpr int n = 200000;
+  auto time = [&](const char* what, std::string_view host, std::vector<std::string_view> headers) {
+    outbound(host, headers);  // warm the cache
+    int done = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    // One coroutine awaiting the router in a loop, as an HTTP session does.
+    asio::co_spawn(io, bench_loop(*r, host, headers, n, done), [](std::exception_ptr) {});
+    io.restart();
+    io.run();
+    auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0);
+    EXPECT_EQ(done, n);
+    std::printf("%-28s %8.0f ns/request\n", what, ns.count() / n);
+  };
+  time("outbound, no header", "serviceb", {});
+  time("outbound, external host", "www.example.com", {"azureuser"});
+  time("outbound, own (1 lookup)", "servicea", {"azureuser"});
+  time("outbound, parent (2 lookups)", "serviceb", {"azureuser"});
+  std::vector<std::string_view> none;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) (void)r->route_inbound("azureuser.s.default.servicea.io", none);
+  auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0);
+  std::printf("%-28s %8.0f ns/request\n", "inbound, host pattern", ns.count() / n);
+}
+
 // Holds every query until the test answers it.
 struct manual_backend : resolver_backend {
   void async_lookup(const std::string& name, std::function<void(backend_answer)> done) override {
