@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <random>
 #include <string>
 
 namespace devspaces::proxy::routing {
@@ -144,6 +145,33 @@ TEST(CandidateNames, InChainOrder) {
   EXPECT_EQ(names[0], "serviceb.azureuser.svc.cluster.local");
   EXPECT_EQ(names[1], "serviceb.default.svc.cluster.local");
   EXPECT_EQ(names[2], "serviceb.root.svc.cluster.local");
+}
+
+// Random Hosts and header values (fixed seed): parsing never fails hard and whatever it returns
+// is made of DNS labels.
+TEST(NamesRandom, OutputsAreAlwaysLabels) {
+  std::mt19937 rng(12345);
+  static constexpr char raw[] = "abcAZ09-._:[]% \t\x00\xff";
+  const std::string alphabet(raw, sizeof raw - 1);
+  for (int i = 0; i < 20000; ++i) {
+    std::string s(rng() % 40, ' ');
+    for (auto& c : s) c = alphabet[rng() % alphabet.size()];
+    if (auto sp = inbound_host_space(s)) {
+      EXPECT_TRUE(is_dns_label(*sp)) << s;
+    }
+    if (auto svc = parse_service_host(s, "cluster.local")) {
+      EXPECT_TRUE(is_dns_label(svc->service)) << s;
+      if (svc->ns) {
+        EXPECT_TRUE(is_dns_label(*svc->ns)) << s;
+      }
+    }
+    std::array<std::string_view, 2> values{s, s};
+    auto h = parse_route_header(values);
+    if (h.status == route_header::state::valid) {
+      EXPECT_TRUE(is_dns_label(h.space)) << s;
+    }
+    (void)is_ip_literal(s);
+  }
 }
 
 }  // namespace
