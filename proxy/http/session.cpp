@@ -128,6 +128,10 @@ class session {
     cb_.end = ctx_.initial_bytes.size();
     ctx_.initial_bytes.clear();
     ctx_.initial_bytes.shrink_to_fit();
+    // Heads and bodies go out in separate writes: Nagle would hold the second one for the
+    // peer's delayed ACK.
+    boost::system::error_code ec;
+    client_.set_option(tcp::no_delay(true), ec);
   }
 
   asio::awaitable<void> run();
@@ -360,6 +364,8 @@ asio::awaitable<bool> session::acquire_upstream(const tcp::endpoint& ep, bool fr
     up_ = std::move(preconnected_);
     preconnected_.reset();
     up_ep_ = ep;
+    boost::system::error_code ec;
+    up_->set_option(tcp::no_delay(true), ec);
     if (io::idle_socket_alive(*up_)) {
       up_reused_ = true;  // nothing was sent on it yet: a retry is safe
       co_return true;
