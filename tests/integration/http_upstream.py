@@ -4,8 +4,11 @@
 GET  /hello           -> "hello"
 GET  /headers         -> the request head as received (text)
 GET  /bytes?n=N       -> N bytes, chunked
+GET  /whoami          -> the local address the request arrived on
+GET  /slow?s=S        -> "slow" after S seconds
 POST /sum             -> "<count> <sha256>" of the request body (Content-Length or chunked)
-Prints the port on stdout once listening; exits when stdin closes.
+Without arguments: listens on 127.0.0.1:0, prints the port, exits when stdin closes.
+With `HOST PORT`: listens there and serves until killed (e2e apps).
 """
 import hashlib
 import socket
@@ -13,6 +16,7 @@ import http.server
 import socketserver
 import sys
 import threading
+import time
 import urllib.parse
 
 
@@ -43,6 +47,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             head = self.requestline + "\r\n" + "".join(
                 f"{k}: {v}\r\n" for k, v in self.headers.items())
             self._send(head.encode())
+        elif url.path == "/whoami":
+            self._send(self.connection.getsockname()[0].encode())
+        elif url.path == "/slow":
+            time.sleep(float(urllib.parse.parse_qs(url.query)["s"][0]))
+            self._send(b"slow")
         elif url.path == "/bytes":
             n = int(urllib.parse.parse_qs(url.query)["n"][0])
             self.send_response(200)
@@ -99,6 +108,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 def main():
+    if len(sys.argv) == 3:
+        Server((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
+        return
     srv = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     print(srv.server_address[1], flush=True)
