@@ -1,19 +1,75 @@
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "proxy/admin/admin_server.hpp"
 #include "proxy/config.hpp"
+#include "proxy/logging.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/routing/service.hpp"
+#include "proxy/server.hpp"
+#include "proxy/trace/hub.hpp"
+#include "proxy/trace/uploader.hpp"
+
+#if __has_include("proxy/trace/traces_client.hpp")
+#include "proxy/trace/traces_client.hpp"
+#define DEVSPACES_HAVE_TRACES_CLIENT 1
+#endif
+
+namespace {
+
+using namespace devspaces::proxy;
+
+std::optional<std::string> getenv_opt(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (!v) return std::nullopt;
+  return std::string(v);
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+/// Waits up to `timeout` for SIGTERM or SIGINT (blocked in every thread); 0 when none came.
+int wait_signal(const sigset_t& set, std::chrono::milliseconds timeout) {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1'000'000);
+  int sig = ::sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+int fail(int code, const std::string& line) {
+  std::fprintf(stderr, "devspaces-proxy: %s\n", line.c_str());
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  using namespace devspaces::proxy;
+  if (argc > 1 && std::string_view(argv[1]) == "traces") {
+#ifdef DEVSPACES_HAVE_TRACES_CLIENT
+    return trace::run_traces_client(argc, argv);
+#else
+    return fail(2, "traces: not built");
+#endif
+  }
+
   std::vector<std::string> args(argv + 1, argv + argc);
-  auto env = [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (!v) return std::nullopt;
-    return std::string(v);
-  };
-  auto parsed = parse_proxy_config(args, env);
+  auto parsed = parse_proxy_config(args, getenv_opt);
   if (parsed.help) {
     std::fputs(proxy_help().c_str(), stdout);
     return 0;
@@ -22,9 +78,108 @@ int main(int argc, char** argv) {
     std::printf("devspaces-proxy %s\n", DEVSPACES_VERSION);
     return 0;
   }
-  if (parsed.error) {
-    std::fprintf(stderr, "devspaces-proxy: %s\n", parsed.error->c_str());
-    return 2;
+  if (parsed.error) return fail(2, *parsed.error);
+  if (!parsed.positional.empty())
+    return fail(2, "unexpected argument '" + parsed.positional.front() + "' (see --help)");
+  if (parsed.cfg.pod_name.empty()) parsed.cfg.pod_name = hostname();
+  auto cfg = std::make_shared<const config>(std::move(parsed.cfg));
+
+  setup_logging(cfg->log_level, cfg->log_format);
+  auto log = logger("main");
+
+  // Signals are taken synchronously by this thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  proxy_metrics metrics;
+  auto routing = routing::routing_service::create(cfg, metrics);
+  if (!routing.service) return fail(2, routing.error);
+
+  trace::hub traces(trace::make_hub_options(*cfg), &metrics);
+
+  // A small control loop for background tasks: the spaces-file watcher and the trace uploader.
+  boost::asio::io_context control{1};
+  auto control_guard = boost::asio::make_work_guard(control);
+  if (!cfg->trace_upstream.empty()) {
+    trace::uploader_options uo;
+    uo.url = cfg->trace_upstream;
+    if (auto err = trace::start_uploader(traces, control.get_executor(), uo, &metrics))
+      return fail(2, "--trace-upstream: " + *err);
   }
+  routing.service->start_watcher(control.get_executor());
+  std::thread control_thread([&] { control.run(); });
+  auto stop_control = [&] {
+    control_guard.reset();
+    control.stop();
+    if (control_thread.joinable()) control_thread.join();
+    routing.service->stop_watcher();
+  };
+
+  server_options opts;
+  opts.traces = &traces;
+  auto* rs = routing.service.get();
+  opts.make_router = [rs, log](boost::asio::any_io_executor ex) {
+    std::string err;
+    auto r = rs->make_router(std::move(ex), &err);
+    if (!r) log->error("HTTP routing disabled on a worker: {}", err);
+    return r;
+  };
+  server srv(cfg, metrics, std::move(opts));
+  if (auto err = srv.bind()) {
+    stop_control();
+    return fail(1, *err);
+  }
+
+  admin::admin_hooks hooks;
+  hooks.ready = [&srv] { return !srv.draining(); };
+  hooks.ping = [&srv] { return srv.ping(); };
+  hooks.config_json = [cfg, rs] {
+    auto tree = rs->tree();
+    return "{\"config\":" + config_to_json(*cfg) +
+           ",\"space_tree\":" + (tree ? tree->to_json() : std::string("null")) + "}";
+  };
+  hooks.traces = &traces;
+  admin::admin_server admin(metrics, hooks);
+  if (auto err = admin.bind(cfg->admin_host, cfg->admin_port)) {
+    stop_control();
+    return fail(1, *err);
+  }
+
+  srv.start();
+  admin.start();
+  log->info("devspaces-proxy {} ready: outbound {} inbound {} admin {}:{} space {} workers {}",
+            DEVSPACES_VERSION, srv.outbound_port(), srv.inbound_port(), cfg->admin_host,
+            admin.port(), cfg->space, cfg->workers);
+
+  int sig = 0;
+  while (sig == 0) sig = wait_signal(signals, std::chrono::milliseconds(1000));
+  if (sig == SIGTERM) {
+    // SPEC §2.6: /readyz turns 503, listeners close, in-flight work finishes for up to
+    // --drain-timeout, then the rest is closed. A second SIGTERM or a SIGINT ends it now.
+    log->info("SIGTERM: draining {} connection(s) for up to {} ms", srv.active_connections(),
+              cfg->drain_timeout.count());
+    srv.drain();
+    bool again = false;
+    bool idle = wait_for_idle(srv, cfg->drain_timeout, [&] {
+      again = again || wait_signal(signals, std::chrono::milliseconds(0)) != 0;
+      return again;
+    });
+    if (again)
+      log->info("second signal: exiting now");
+    else if (!idle)
+      log->info("drain timeout: closing {} remaining connection(s)", srv.active_connections());
+    else
+      log->info("drained");
+  } else {
+    log->info("SIGINT: exiting now");
+  }
+  srv.stop();
+  admin.stop();
+  traces.close();
+  stop_control();
   return 0;
 }

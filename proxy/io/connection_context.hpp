@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,6 +32,8 @@ struct worker_services {
   trace::hub* traces = nullptr;                 ///< null when tracing is off
   upstream_pool* pool = nullptr;                ///< idle upstream HTTP connections of this worker
   const std::atomic<bool>* draining = nullptr;  ///< set on SIGTERM: finish, then close
+  /// Raw relays switch a direction to splice(2) after this many bytes (see io::relay_options).
+  std::size_t splice_after = 256 * 1024;
 };
 
 /// What the listener learned about one accepted connection, handed to the relay or HTTP session.
@@ -39,7 +42,8 @@ struct connection_context {
   direction dir = direction::outbound;
   boost::asio::ip::tcp::endpoint client;
   boost::asio::ip::tcp::endpoint original_dst;
-  std::string initial_bytes;  ///< bytes already read from the client while sniffing
+  std::string initial_bytes;       ///< bytes already read from the client while sniffing
+  protocol proto = protocol::tcp;  ///< what the sniffer decided (http: a method token came first)
   worker_services* services = nullptr;
 };
 

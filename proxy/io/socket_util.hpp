@@ -1,0 +1,26 @@
+#pragma once
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+
+namespace devspaces::proxy::io {
+
+/// Closes a socket so that the peer sees a TCP RST instead of a FIN (SO_LINGER with timeout 0).
+void close_with_reset(boost::asio::ip::tcp::socket& s);
+
+/// Closes a socket, ignoring errors (the data path never throws).
+void close_quietly(boost::asio::ip::tcp::socket& s);
+
+/// True when `addr` is one of this host's addresses (loopback, or bindable without IP_FREEBIND).
+bool is_local_address(const boost::asio::ip::address& addr);
+
+/// True for errors that mean the peer reset or vanished (ECONNRESET, EPIPE, ECONNABORTED).
+bool is_reset(const boost::system::error_code& ec);
+/// Same for a raw errno value.
+bool is_reset_errno(int err);
+
+/// True for accept errors caused by resource exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+bool is_resource_exhaustion(const boost::system::error_code& ec);
+
+}  // namespace devspaces::proxy::io
