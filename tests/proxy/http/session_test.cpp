@@ -70,6 +70,24 @@ TEST(session, get_forwarded_byte_exact_and_keep_alive_reuses_upstream) {
   EXPECT_NE(last[0].json->find("\"status\":200"), std::string::npos) << *last[0].json;
 }
 
+TEST(session, upstream_closing_an_idle_keep_alive_connection_is_replaced) {
+  env e;
+  auto c = e.client();
+  ASSERT_TRUE(send_all(c.get(), "GET /1 HTTP/1.1\r\nHost: svc\r\n\r\n"));
+  auto u = e.up.accept();
+  ASSERT_TRUE(u);
+  recv_head(u.get());
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+  u.reset();  // the origin drops the idle connection without saying so
+  ASSERT_TRUE(send_all(c.get(), "GET /2 HTTP/1.1\r\nHost: svc\r\n\r\n"));
+  auto u2 = e.up.accept();
+  ASSERT_TRUE(u2);
+  EXPECT_EQ(recv_head(u2.get()), "GET /2 HTTP/1.1\r\nHost: svc\r\n\r\n");
+  ASSERT_TRUE(send_all(u2.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+}
+
 TEST(session, chunked_request_with_trailers_and_chunked_response) {
   env e;
   auto c = e.client();
