@@ -135,7 +135,7 @@ TEST(session, head_204_304_without_body_on_one_connection) {
   ASSERT_TRUE(send_all(u.get(), head_resp));
   EXPECT_EQ(recv_head(c.get()), head_resp);
   for (const char* r : {"HTTP/1.1 204 No Content\r\n\r\n",
-                               "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n"}) {
+                        "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n"}) {
     ASSERT_TRUE(send_all(c.get(), "GET / HTTP/1.1\r\nHost: svc\r\n\r\n"));
     recv_head(u.get());
     ASSERT_TRUE(send_all(u.get(), r));
