@@ -229,8 +229,10 @@ class runner {
     const bool open_loop = o_.run_mode == mode::rate;
     const std::int64_t period =
         open_loop ? static_cast<std::int64_t>(1e9 * o_.connections / o_.rate) : 0;
-    // Keep-alive connections are established before the clock starts.
-    if (!o_.close_mode) {
+    // Keep-alive connections are established before the clock starts. Hold mode connects each
+    // one right before its request instead: a proxy may treat a connection that stays silent
+    // after connecting as server-first TCP.
+    if (!o_.close_mode && !hold) {
       for (std::size_t i = 0; i < conns_.size(); ++i) {
         if (!open_blocking(conns_[i], i)) {
           std::fprintf(stderr, "loadgen: connect to %s:%d failed: %s\n", o_.address.c_str(),
@@ -242,7 +244,8 @@ class runner {
     start_ns_ = now_ns();
     measure_from_ns_ = start_ns_ + static_cast<std::int64_t>(o_.warmup_s * 1e9);
     end_ns_ = measure_from_ns_ + static_cast<std::int64_t>(o_.duration_s * 1e9);
-    if (hold) end_ns_ = std::numeric_limits<std::int64_t>::max();
+    // Hold: --duration bounds the ramp too; connections still unanswered then are reported.
+    if (hold) end_ns_ = start_ns_ + static_cast<std::int64_t>(o_.duration_s * 1e9);
     for (std::size_t i = 0; i < conns_.size(); ++i) {
       auto& c = conns_[i];
       c.period_ns = period;
@@ -262,6 +265,13 @@ class runner {
     bool held = false;
     while (g_stop == 0) {
       std::int64_t now = now_ns();
+      if (hold && !held && now >= end_ns_) {
+        std::printf("not-ready %llu of %zu answered, errors %llu\n",
+                    static_cast<unsigned long long>(stats_.completed_all), conns_.size(),
+                    static_cast<unsigned long long>(stats_.errors));
+        std::fflush(stdout);
+        return 1;
+      }
       if (!draining && (now >= end_ns_ || limit_reached())) {
         draining = true;
         drain_deadline = now + 1'000'000'000;
