@@ -355,7 +355,11 @@ void parser::begin_message(const char* base, bool head_request, bool connect_req
   in_name_ = false;
   in_value_ = false;
   head_seen_ = 0;
+  // Reset the head but keep the header vector's capacity (one allocation per connection).
+  auto headers = std::move(head_.headers);
+  headers.clear();
   head_ = message_head{};
+  head_.headers = std::move(headers);
   error_ = parse_error::none;
   body_.clear();
 }
