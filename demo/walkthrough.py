@@ -4,8 +4,10 @@ real iptables (devspaces-proxy-init), real DNS (dnsmasq), python apps and devspa
 UID 1337. Prints what happened hop by hop, then each proxy's traces, and cleans up."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e",
                                 "lib"))
@@ -19,22 +21,16 @@ def say(text=""):
     print(text, flush=True)
 
 
-def show_traces(pod):
-    """Prints a pod's traces in the Dev Spaces view, through `devspaces-proxy traces`."""
-    exe = os.path.join(cluster.bin_dir(), "proxy", "devspaces-proxy")
-    res = pod.ns.run(["timeout", "3", exe, "traces", "--no-follow", "http://127.0.0.1:15090"],
-                     check=False)
-    out = res.stdout.strip()
-    if not out:
-        for r in pod.traces():
-            route = r.get("route", {})
-            say(f"   [{r['id']}] {r['direction']} {r['request']['method']} "
-                f"{r['request']['host']}{r['request']['target']} route_as={r.get('route_as')} "
-                f"({r.get('route_as_source')}) decision={route.get('decision')} "
-                f"tried={[t['name'] + '=' + t['result'] for t in route.get('tried', [])]} "
-                f"-> {r.get('upstream')} status={(r.get('response') or {}).get('status')}")
-        return
-    for line in out.splitlines():
+def stop_and_print(pod, follower):
+    """Stops a pod's `devspaces-proxy traces` follower and prints what it showed."""
+    netns.wait_until(lambda: len(pod.traces()) > 0, 5, f"{pod.pod_name} traces")
+    follower.send_signal(signal.SIGINT)
+    try:
+        out, _ = follower.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        follower.kill()
+        out, _ = follower.communicate()
+    for line in out.rstrip().splitlines():
         say("   " + line)
 
 
@@ -57,6 +53,8 @@ def main():
             with open(f"/etc/netns/{a_user.ns.name}/resolv.conf") as f:
                 search = [line for line in f if line.startswith("search")]
             say(f"   servicea.azureuser DNS {search[0].strip() if search else '(none)'}")
+            followers = {p: p.follow_traces() for p in (a_user, b_default, a_default)}
+            time.sleep(0.5)  # let each follower connect before the traffic starts
             say()
             say(f"== 1. Ingress request: GET / Host: {INGRESS_HOST} -> servicea.azureuser pod")
             status, body = c.ingress_get(a_user, INGRESS_HOST)
@@ -71,10 +69,10 @@ def main():
                 say("   | " + line)
             ok = ok and status2 == 200 and "(azds-route-as: -)" in body2
             say()
-            say("== What each proxy recorded")
-            for p in (a_user, b_default, a_default):
+            say("== What each proxy recorded (devspaces-proxy traces, one follower per pod)")
+            for p, follower in followers.items():
                 say(f"-- {p.pod_name} (space {p.space})")
-                show_traces(p)
+                stop_and_print(p, follower)
             say()
             say("== Route decisions (outbound) from /metrics of servicea.azureuser")
             for d in ("own", "parent", "grandparent", "original", "no_header"):

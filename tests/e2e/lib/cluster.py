@@ -35,7 +35,7 @@ class Pod:
         self.cluster, self.service, self.space, self.parents = cluster, service, space, parents
         self.ip = ip
         self.pod_name = f"{service}-{space}-7d9f"
-        self.ns = cluster.lab.namespace(f"{service[:6]}{space[:6]}")
+        self.ns = cluster.lab.namespace(f"{service}.{space}")
         cluster.attach(self.ns, ip)
         d = f"/etc/netns/{self.ns.name}"
         os.makedirs(d, exist_ok=True)
@@ -65,9 +65,17 @@ class Pod:
                 *extra]
         if self.parents:
             args += ["--parent-spaces", ",".join(self.parents)]
-        self.proxy = self.ns.popen(args, uid=netns.PROXY_UID, env=env,
-                                   stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        with open(self.log, "w") as log:
+            self.proxy = self.ns.popen(args, uid=netns.PROXY_UID, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT)
         netns.wait_until(lambda: self.admin("/readyz")[0] == 200, 15, f"{self.pod_name} ready")
+
+    def follow_traces(self):
+        """Starts `devspaces-proxy traces` against this pod's admin port, as a developer would
+        through kubectl port-forward; returns the process (stdout is a pipe)."""
+        exe = os.path.join(bin_dir(), "proxy", "devspaces-proxy")
+        return self.ns.popen([exe, "traces", "http://127.0.0.1:15090"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
 
     def admin(self, path):
         """(status, body) of a GET on this pod's admin port, from inside the pod (loopback)."""
