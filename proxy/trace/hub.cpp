@@ -127,7 +127,7 @@ void hub::publish(std::shared_ptr<const std::string> json) {
       if (!f->offer(e)) ++skipped;
     }
   }
-  if (uploader_ && !uploader_->offer(std::move(e))) ++skipped;
+  if (uploader_) uploader_->offer(std::move(e));  // counts its own drops
   if (skipped != 0) count_dropped(skipped);
 }
 
@@ -164,12 +164,20 @@ std::shared_ptr<subscription> hub::subscribe(asio::any_io_executor executor, std
 }
 
 void hub::unsubscribe(const std::shared_ptr<subscription>& s) {
+  std::lock_guard lock(mutex_);
+  std::erase(followers_, s);
+  follower_count_.store(followers_.size(), std::memory_order_relaxed);
+}
+
+std::vector<hub::follower_stat> hub::follower_stats() const {
+  std::vector<std::shared_ptr<subscription>> followers;
   {
     std::lock_guard lock(mutex_);
-    std::erase(followers_, s);
-    follower_count_.store(followers_.size(), std::memory_order_relaxed);
+    followers = followers_;
   }
-  s->close();
+  std::vector<follower_stat> out;
+  for (const auto& f : followers) out.push_back({f->queued(), f->bound(), f->skipped()});
+  return out;
 }
 
 void hub::set_uploader(std::shared_ptr<uploader> u) {
@@ -185,6 +193,10 @@ void hub::close() {
   }
   for (const auto& f : followers) f->close();
   if (uploader_) uploader_->stop();
+  if (upstream_io_) {
+    upstream_io_->stop();
+    if (upstream_thread_.joinable()) upstream_thread_.join();
+  }
 }
 
 }  // namespace devspaces::proxy::trace

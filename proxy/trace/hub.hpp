@@ -6,11 +6,14 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "proxy/config.hpp"
@@ -102,18 +105,35 @@ class hub {
   /// them, nothing missed or repeated.
   std::shared_ptr<subscription> subscribe(boost::asio::any_io_executor executor, std::size_t last_n,
                                           std::vector<entry>& replay);
-  /// Removes a follower (idempotent).
+  /// Removes a follower (idempotent). Posts nothing, so it is safe from a coroutine frame
+  /// being destroyed with its io_context.
   void unsubscribe(const std::shared_ptr<subscription>& s);
 
-  /// Attaches the --trace-upstream uploader (see start_uploader). Call once, before pushes.
+  /// Streams records to --trace-upstream `url` (SPEC §2.4 defaults) from a thread the hub owns
+  /// and joins in close(). Returns an error line when the URL is malformed. Call once, before
+  /// pushes.
+  std::optional<std::string> start_upstream(const std::string& url);
+
+  /// Attaches an uploader running on the caller's executor (tests). Call once, before pushes.
   void set_uploader(std::shared_ptr<uploader> u);
 
-  /// Closes all followers and stops the uploader (drain/shutdown).
+  /// Ends every follow stream and stops the uploader (drain/shutdown). Call it while the
+  /// followers' io_context (the admin server's) still exists; the destructor calls it too.
   void close();
 
-  /// Records pushed / skipped by some consumer (also in trace_records_total).
+  /// Records pushed / skipped by a follower (also in trace_records_total; the uploader counts
+  /// its own drops).
   std::uint64_t recorded() const { return recorded_.load(std::memory_order_relaxed); }
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  /// A follower's queue as seen now (for tests and diagnostics).
+  struct follower_stat {
+    std::size_t queued = 0;
+    std::size_t bound = 0;
+    std::uint64_t skipped = 0;
+  };
+  /// One entry per follower.
+  std::vector<follower_stat> follower_stats() const;
+
   /// Number of followers now.
   std::size_t followers() const { return follower_count_.load(std::memory_order_relaxed); }
   /// Settings in force.
@@ -137,6 +157,8 @@ class hub {
   std::atomic<std::size_t> follower_count_{0};
 
   std::shared_ptr<uploader> uploader_;  // set once before workers start
+  std::unique_ptr<boost::asio::io_context> upstream_io_;
+  std::thread upstream_thread_;
   std::atomic<std::uint64_t> recorded_{0};
   std::atomic<std::uint64_t> dropped_{0};
 };

@@ -85,17 +85,21 @@ uploader::uploader(asio::any_io_executor executor, uploader_options options, htt
       metrics_(metrics),
       timer_(executor) {}
 
-bool uploader::offer(entry e) {
+void uploader::offer(entry e) {
   entry evicted;  // released after the lock
-  bool kept_all = true;
+  bool dropped = false;
   bool wake_now = false;
   {
     std::lock_guard lock(mutex_);
-    if (stopped_) return true;
+    if (stopped_) return;
     if (queue_.size() >= options_.queue) {
       evicted = std::move(queue_.front());
       queue_.pop_front();
-      kept_all = false;
+      if (inflight_last_ != 0 && evicted.seq >= inflight_first_ && evicted.seq <= inflight_last_) {
+        ++inflight_evicted_;  // the POST in flight decides: sent, or dropped on failure
+      } else {
+        dropped = true;
+      }
     }
     queue_.push_back(std::move(e));
     if (waiting_ && queue_.size() >= options_.batch) {
@@ -103,9 +107,13 @@ bool uploader::offer(entry e) {
       wake_now = true;
     }
   }
-  if (!kept_all) dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (dropped) count_dropped(1);
   if (wake_now) wake();
-  return kept_all;
+}
+
+void uploader::count_dropped(std::uint64_t n) {
+  dropped_.fetch_add(n, std::memory_order_relaxed);
+  if (metrics_) metrics_->trace_records(trace_outcome::dropped).Increment(static_cast<double>(n));
 }
 
 void uploader::wake() {
@@ -169,6 +177,11 @@ asio::awaitable<void> uploader::run() {
       std::lock_guard lock(mutex_);
       const std::size_t n = std::min(queue_.size(), options_.batch);
       batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      if (n != 0) {
+        inflight_first_ = batch.front().seq;
+        inflight_last_ = batch.back().seq;
+        inflight_evicted_ = 0;
+      }
     }
     if (batch.empty()) continue;
     body.clear();
@@ -223,24 +236,27 @@ asio::awaitable<void> uploader::run() {
       break;
     }
 
-    if (ok) {
-      // Remove what was delivered (entries the full queue dropped meanwhile are already gone).
-      const std::uint64_t last_seq = batch.back().seq;
-      std::uint64_t n = 0;
-      {
-        std::lock_guard lock(mutex_);
-        while (!queue_.empty() && queue_.front().seq <= last_seq) {
-          queue_.pop_front();
-          ++n;
-        }
+    std::uint64_t evicted = 0;
+    {
+      std::lock_guard lock(mutex_);
+      if (ok) {
+        // Remove what was delivered (entries the full queue evicted meanwhile are gone).
+        while (!queue_.empty() && queue_.front().seq <= inflight_last_) queue_.pop_front();
       }
-      sent_.fetch_add(n, std::memory_order_relaxed);
-      if (metrics_) metrics_->trace_records(trace_outcome::sent).Increment(static_cast<double>(n));
+      evicted = inflight_evicted_;
+      inflight_first_ = inflight_last_ = inflight_evicted_ = 0;
+    }
+    if (ok) {
+      sent_.fetch_add(batch.size(), std::memory_order_relaxed);
+      if (metrics_) {
+        metrics_->trace_records(trace_outcome::sent).Increment(static_cast<double>(batch.size()));
+      }
       if (failing) spdlog::info("trace upstream {} reachable again", options_.url);
       failing = false;
       backoff = options_.backoff_initial;
       continue;
     }
+    if (evicted != 0) count_dropped(evicted);
 
     failures_.fetch_add(1, std::memory_order_relaxed);
     if (!failing) spdlog::warn("trace upstream {} failed; retrying with backoff", options_.url);

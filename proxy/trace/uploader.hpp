@@ -52,9 +52,10 @@ class uploader : public std::enable_shared_from_this<uploader> {
   uploader(boost::asio::any_io_executor executor, uploader_options options, http_url url,
            proxy_metrics* metrics);
 
-  /// Appends an entry (any thread, O(1)). False when the queue was full and the oldest queued
-  /// entry was dropped to make room (the caller counts it as dropped).
-  bool offer(entry e);
+  /// Appends an entry (any thread, O(1)). When the queue is full the oldest queued entry is
+  /// dropped and counted (trace_records_total{outcome="dropped"}); one that is being POSTed
+  /// at that moment counts as sent or dropped by that POST's outcome.
+  void offer(entry e);
 
   /// Spawns the sending coroutine on the executor.
   void start();
@@ -64,6 +65,7 @@ class uploader : public std::enable_shared_from_this<uploader> {
   /// Records in the queue now.
   std::size_t queued() const;
   /// Records delivered (2xx) so far; also counted as trace_records_total{outcome="sent"}.
+  /// Once the queue is empty, sent() + dropped() equals the records offered.
   std::uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
   /// Records dropped from the full queue so far.
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
@@ -73,6 +75,7 @@ class uploader : public std::enable_shared_from_this<uploader> {
  private:
   boost::asio::awaitable<void> run();
   void wake();
+  void count_dropped(std::uint64_t n);
 
   boost::asio::any_io_executor executor_;
   const uploader_options options_;
@@ -84,6 +87,10 @@ class uploader : public std::enable_shared_from_this<uploader> {
   std::deque<entry> queue_;
   bool waiting_ = false;  // the coroutine sleeps for a batch and wants a wake at `batch`
   bool stopped_ = false;
+  // The batch being POSTed (seq range) and how many of it the full queue evicted meanwhile.
+  std::uint64_t inflight_first_ = 0;
+  std::uint64_t inflight_last_ = 0;
+  std::uint64_t inflight_evicted_ = 0;
 
   std::atomic<std::uint64_t> sent_{0};
   std::atomic<std::uint64_t> dropped_{0};
