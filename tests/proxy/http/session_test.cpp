@@ -274,6 +274,39 @@ TEST(session, draining_adds_connection_close_and_ends_connection) {
   EXPECT_TRUE(eof);
 }
 
+TEST(session, idle_keep_alive_connection_closes_when_draining_starts) {
+  env e;
+  auto c = e.client();
+  ASSERT_TRUE(send_all(c.get(), "GET / HTTP/1.1\r\nHost: svc\r\n\r\n"));
+  auto u = e.up.accept();
+  ASSERT_TRUE(u);
+  recv_head(u.get());
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+  e.proxy.set_draining(true);
+  bool eof = false;
+  EXPECT_EQ(recv_to_eof(c.get(), 3s, &eof), "");
+  EXPECT_TRUE(eof);
+}
+
+TEST(session, trace_record_keeps_a_body_prefix) {
+  auto cfg = fast_config();
+  cfg.trace_body_bytes = 4;
+  env e(cfg);
+  auto c = e.client();
+  ASSERT_TRUE(send_all(c.get(), "POST /p HTTP/1.1\r\nHost: svc\r\nContent-Length: 5\r\n\r\nhello"));
+  auto u = e.up.accept();
+  ASSERT_TRUE(u);
+  recv_n(u.get(), 55);
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+  ASSERT_TRUE(wait_for([&] { return e.proxy.hub().recorded() == 1; }));
+  const auto json = *e.proxy.hub().last(1)[0].json;
+  EXPECT_NE(json.find("\"body_bytes\":5,\"body\":\"hell\",\"body_truncated\":true"),
+            std::string::npos)
+      << json;
+}
+
 // ---- errors
 
 std::string answer_of(int fd) {
