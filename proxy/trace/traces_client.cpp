@@ -114,7 +114,7 @@ asio::awaitable<void> follow(http_url url, std::string target, std::string shown
         while (!parser.is_done()) {
           parser.get().body().data = data;
           parser.get().body().size = sizeof data;
-          auto [ec, n] = co_await http::async_read(stream, buffer, parser, token);
+          auto [ec, n] = co_await http::async_read_some(stream, buffer, parser, token);
           if (ec == http::error::need_buffer) ec = {};
           const std::size_t got = sizeof data - parser.get().body().size;
           pending.append(data, got);
