@@ -114,10 +114,11 @@ TEST(TraceClient, FollowsRendersReconnectsAndExitsZeroOnSigint) {
   auto server = std::make_unique<proxy::admin::admin_server>(metrics, hooks);
   ASSERT_FALSE(server->bind("127.0.0.1", 0));
   const auto port = server->port();
-  server->start();
   hub.push(exchange("aaa", "/first"));
-
+  // Fork while this process has one thread (the listener is bound but not served yet), so
+  // the child cannot inherit a lock some other thread held.
   client_process client("http://127.0.0.1:" + std::to_string(port));
+  server->start();
   ASSERT_TRUE(client.wait_output("   hello\n")) << client.text();
   EXPECT_EQ(client.text(),
             "servicea-7d9f --aaa-> serviceb (default):\n"
