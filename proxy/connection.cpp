@@ -38,7 +38,7 @@ const std::shared_ptr<spdlog::logger>& log() {
   return l;
 }
 
-enum class wait_outcome { readable, timeout, error };
+enum class wait_outcome { readable, timeout, cancelled, error };
 
 /// Waits until `s` is readable or `deadline` passes.
 asio::awaitable<wait_outcome> wait_readable(tcp::socket& s, clock::time_point deadline) {
@@ -48,6 +48,7 @@ asio::awaitable<wait_outcome> wait_readable(tcp::socket& s, clock::time_point de
   auto r = co_await (s.async_wait(tcp::socket::wait_read, token{}) || timer.async_wait(token{}));
   if (r.index() == 1) co_return wait_outcome::timeout;
   auto [ec] = std::get<0>(r);
+  if (ec == asio::error::operation_aborted) co_return wait_outcome::cancelled;
   co_return ec ? wait_outcome::error : wait_outcome::readable;
 }
 
@@ -65,7 +66,7 @@ asio::awaitable<void> read_first_bytes(tcp::socket& client, sniff_state& st,
   co_await asio::this_coro::throw_if_cancelled(false);
   while (st.verdict == sniff_verdict::need_more && !st.client_eof && !st.client_error) {
     auto w = co_await wait_readable(client, deadline);
-    if (w == wait_outcome::timeout) co_return;
+    if (w == wait_outcome::timeout || w == wait_outcome::cancelled) co_return;
     if (w == wait_outcome::error) {
       st.client_error = true;
       co_return;

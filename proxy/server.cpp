@@ -263,6 +263,7 @@ server::server(std::shared_ptr<const config> cfg, proxy_metrics& metrics, server
     : cfg_(std::move(cfg)), metrics_(metrics), options_(std::move(options)) {
   for (unsigned i = 0; i < std::max(1u, cfg_->workers); ++i)
     workers_.push_back(std::make_unique<worker>(*this, i));
+  worker_count_ = workers_.size();
 }
 
 server::~server() {
@@ -320,7 +321,8 @@ void server::drain() {
 
 std::shared_ptr<worker_ping> server::ping() {
   auto p = std::make_shared<worker_ping>();
-  p->expected = static_cast<unsigned>(workers_.size());
+  // After stop() nothing answers: the probe stays incomplete.
+  p->expected = static_cast<unsigned>(worker_count_);
   for (auto& w : workers_) w->ping(p);
   return p;
 }

@@ -97,6 +97,7 @@ class server {
   proxy_metrics& metrics_;
   server_options options_;
   std::vector<std::unique_ptr<worker>> workers_;
+  std::size_t worker_count_ = 0;
   std::uint16_t outbound_port_ = 0;
   std::uint16_t inbound_port_ = 0;
   std::atomic<bool> draining_{false};

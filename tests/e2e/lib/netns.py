@@ -47,18 +47,6 @@ def wait_until(cond, timeout=10.0, what="condition"):
         time.sleep(0.02)
 
 
-def drop_privileges_to(uid, gid=None):
-    """preexec_fn for Popen: become uid/gid with no supplementary groups (the proxy's identity)."""
-    gid = uid if gid is None else gid
-
-    def _fn():
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
-
-    return _fn
-
-
 class Namespace:
     """One network namespace. Commands run inside it through `ip netns exec`."""
 
@@ -79,7 +67,8 @@ class Namespace:
         """Starts a long-running process inside the namespace (killed when the lab closes).
         uid: run as that UID/GID (e.g. PROXY_UID) with no supplementary groups."""
         if uid is not None:
-            kw["preexec_fn"] = drop_privileges_to(uid)
+            # `ip netns exec` needs root, so drop privileges after entering the namespace.
+            args = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *args]
         kw.setdefault("stdin", subprocess.DEVNULL)
         p = subprocess.Popen(self.argv(args), **kw)
         self.lab.processes.append(p)

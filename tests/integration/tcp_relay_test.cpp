@@ -1,0 +1,378 @@
+// The raw TCP relay through the proxy server, in-process on loopback with the original
+// destination injected (production reads it with SO_ORIGINAL_DST; see tests/e2e for that path).
+
+#include <fcntl.h>
+#include <poll.h>
+
+#include "tests/integration/tcp_harness.hpp"
+
+namespace devspaces::test {
+namespace {
+
+using namespace std::chrono_literals;
+using proxy::connect_failure;
+using proxy::direction;
+using proxy::flow;
+using proxy::protocol;
+using clock = std::chrono::steady_clock;
+
+/// Upstream that echoes everything until EOF, then closes.
+upstream_server::handler echo() {
+  return [](fd_socket& s, const sockaddr_in&) {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::recv(s.fd(), buf, sizeof buf, 0);
+      if (n <= 0) break;
+      if (!s.send_all(std::string_view(buf, static_cast<std::size_t>(n)))) break;
+    }
+  };
+}
+
+TEST(tcp_relay, gigabyte_each_way_arrives_unchanged) {
+  constexpr std::size_t total = std::size_t{1} << 30;
+  std::string upstream_digest;
+  upstream_server up([&](fd_socket& s, const sockaddr_in&) {
+    // Hashes what arrives and echoes it back, so both directions carry the whole gigabyte.
+    sha256_pipe sha;
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t n = ::recv(s.fd(), buf, sizeof buf, 0);
+      if (n <= 0) break;
+      sha.update(buf, static_cast<std::size_t>(n));
+      if (!s.send_all(std::string_view(buf, static_cast<std::size_t>(n)))) break;
+    }
+    upstream_digest = sha.finish();
+  });
+  proxy_under_test proxy;
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  ASSERT_TRUE(c);
+  c.set_timeout(60s);
+
+  std::string echoed_digest;
+  std::size_t echoed = 0;
+  std::thread reader([&] {
+    sha256_pipe sha;
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+      ssize_t n = ::recv(c.fd(), buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      sha.update(buf.data(), static_cast<std::size_t>(n));
+      echoed += static_cast<std::size_t>(n);
+    }
+    echoed_digest = sha.finish();
+  });
+  sha256_pipe sent_sha;
+  std::vector<char> chunk(1 << 20);
+  std::uint64_t state = 0x9e3779b97f4a7c15ull;
+  for (std::size_t sent = 0; sent < total; sent += chunk.size()) {
+    fill_random(chunk, state);
+    sent_sha.update(chunk.data(), chunk.size());
+    ASSERT_TRUE(c.send_all(std::string_view(chunk.data(), chunk.size())));
+  }
+  c.shutdown_send();
+  reader.join();
+  auto sent_digest = sent_sha.finish();
+  ASSERT_EQ(sent_digest.size(), 64u);
+  EXPECT_EQ(echoed, total);
+  EXPECT_EQ(upstream_digest, sent_digest);
+  EXPECT_EQ(echoed_digest, sent_digest);
+  ASSERT_TRUE(proxy.wait_idle());
+  EXPECT_EQ(proxy.bytes(direction::outbound, flow::rx), static_cast<double>(total));
+  EXPECT_EQ(proxy.bytes(direction::outbound, flow::tx), static_cast<double>(total));
+}
+
+TEST(tcp_relay, client_half_close_reaches_upstream_and_response_still_flows) {
+  upstream_server up([](fd_socket& s, const sockaddr_in&) {
+    auto got = s.read_until_eof();  // the client's FIN must arrive as EOF
+    if (got.eof) s.send_all("got:" + got.data);
+  });
+  proxy_under_test proxy;
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  ASSERT_TRUE(c.send_all("\x01\x02hello"));
+  c.shutdown_send();
+  auto r = c.read_until_eof();
+  EXPECT_EQ(r.data, "got:\x01\x02hello");
+  EXPECT_TRUE(r.eof);
+}
+
+TEST(tcp_relay, upstream_half_close_reaches_client_and_client_can_still_send) {
+  std::string upstream_got;
+  bool upstream_eof = false;
+  upstream_server up([&](fd_socket& s, const sockaddr_in&) {
+    s.send_all("BANNER\r\n");
+    s.shutdown_send();
+    auto r = s.read_until_eof();
+    upstream_got = r.data;
+    upstream_eof = r.eof;
+  });
+  proxy_under_test proxy;
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  auto r = c.read_until_eof();
+  EXPECT_EQ(r.data, "BANNER\r\n");
+  EXPECT_TRUE(r.eof);
+  ASSERT_TRUE(c.send_all("after the server's FIN"));
+  c.shutdown_send();
+  ASSERT_TRUE(proxy.wait_idle());
+  EXPECT_TRUE(wait_for([&] { return upstream_eof; }));
+  EXPECT_EQ(upstream_got, "after the server's FIN");
+}
+
+TEST(tcp_relay, server_first_banner_is_relayed_before_the_sniff_window_ends) {
+  upstream_server up([](fd_socket& s, const sockaddr_in&) {
+    s.send_all("220 smtp ready\r\n");
+    s.read_until_eof();
+  });
+  proxy_under_test proxy([](proxy::config& c) { c.sniff_timeout = 5s; });
+  proxy.set_target(up.endpoint());
+  auto start = clock::now();
+  auto c = connect_to(proxy.outbound_port());
+  EXPECT_EQ(c.read_exact(16), "220 smtp ready\r\n");
+  // The window is 5 s; the banner must not wait for it.
+  EXPECT_LT(clock::now() - start, 1s);
+  c.send_all("QUIT\r\n");
+  c.shutdown_send();
+  EXPECT_TRUE(c.read_until_eof().eof);
+  ASSERT_TRUE(proxy.wait_idle());
+  EXPECT_EQ(proxy.metrics().connections(direction::outbound, protocol::tcp).Value(), 1);
+}
+
+TEST(tcp_relay, http_and_binary_first_bytes_are_classified_and_counted) {
+  upstream_server echo_up(echo());
+  upstream_server http_up([](fd_socket& s, const sockaddr_in&) {
+    std::string head;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      auto more = s.read_exact(1);
+      if (more.empty()) return;
+      head += more;
+    }
+    s.send_all("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  });
+  proxy_under_test proxy;
+  proxy.set_target(http_up.endpoint());
+  {
+    auto c = connect_to(proxy.outbound_port());
+    c.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto r = c.read_until_eof().data;
+    EXPECT_TRUE(r.starts_with("HTTP/1.1 200 OK\r\n")) << r;
+    EXPECT_TRUE(r.ends_with("\r\n\r\nok")) << r;
+  }
+  proxy.set_target(echo_up.endpoint());
+  {
+    auto c = connect_to(proxy.outbound_port());
+    std::string tls("\x16\x03\x01\x00\x05hello", 10);
+    c.send_all(tls);
+    c.shutdown_send();
+    EXPECT_EQ(c.read_until_eof().data, tls);
+  }
+  {
+    auto c = connect_to(proxy.outbound_port());
+    std::string h2 = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    c.send_all(h2);
+    c.shutdown_send();
+    EXPECT_EQ(c.read_until_eof().data, h2);
+  }
+  ASSERT_TRUE(proxy.wait_idle());
+  auto& m = proxy.metrics();
+  EXPECT_EQ(m.connections(direction::outbound, protocol::http).Value(), 1);
+  EXPECT_EQ(m.connections(direction::outbound, protocol::tcp).Value(), 2);
+  EXPECT_EQ(m.connections_active(direction::outbound).Value(), 0);
+  EXPECT_GE(m.bytes(direction::outbound, flow::rx).Value(), 10 + 24);
+  EXPECT_GE(m.bytes(direction::outbound, flow::tx).Value(), 10 + 24);
+}
+
+TEST(tcp_relay, opaque_port_is_never_sniffed_as_http) {
+  upstream_server up(echo());
+  proxy_under_test proxy([&](proxy::config& c) { c.opaque_ports = {up.port()}; });
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  c.send_all("GET / HTTP/1.1\r\n\r\n");
+  c.shutdown_send();
+  EXPECT_EQ(c.read_until_eof().data, "GET / HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(proxy.wait_idle());
+  EXPECT_EQ(proxy.metrics().connections(direction::outbound, protocol::http).Value(), 0);
+  EXPECT_EQ(proxy.metrics().connections(direction::outbound, protocol::tcp).Value(), 1);
+}
+
+TEST(tcp_relay, upstream_refused_closes_the_client_and_is_counted) {
+  proxy_under_test proxy;
+  proxy.set_target(tcp::endpoint(asio::ip::make_address("127.0.0.1"), closed_port()));
+  auto c = connect_to(proxy.outbound_port());
+  c.send_all("hello");
+  auto r = c.read_until_eof();
+  EXPECT_TRUE(r.data.empty());
+  EXPECT_TRUE(r.eof || r.error == ECONNRESET) << r.error;
+  ASSERT_TRUE(proxy.wait_idle());
+  EXPECT_EQ(proxy.metrics().connect_failures(direction::outbound, connect_failure::refused).Value(),
+            1);
+}
+
+TEST(tcp_relay, upstream_reset_becomes_client_reset) {
+  upstream_server up([](fd_socket& s, const sockaddr_in&) {
+    s.read_exact(5);
+    s.send_all("partial");
+    s.reset_hard();
+  });
+  proxy_under_test proxy;
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  c.send_all("hello");
+  auto r = c.read_until_eof();
+  EXPECT_EQ(r.error, ECONNRESET);
+  EXPECT_FALSE(r.eof);
+  ASSERT_TRUE(proxy.wait_idle());
+}
+
+TEST(tcp_relay, client_reset_becomes_upstream_reset) {
+  std::atomic<int> upstream_error{0};
+  std::atomic<bool> done{false};
+  upstream_server up([&](fd_socket& s, const sockaddr_in&) {
+    s.send_all("x");
+    auto r = s.read_until_eof();
+    upstream_error = r.error;
+    done = true;
+  });
+  proxy_under_test proxy;
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  EXPECT_EQ(c.read_exact(1), "x");
+  c.reset_hard();
+  ASSERT_TRUE(wait_for([&] { return done.load(); }));
+  EXPECT_EQ(upstream_error.load(), ECONNRESET);
+}
+
+TEST(tcp_relay, idle_timeout_closes_both_sides) {
+  std::atomic<bool> upstream_saw_eof{false};
+  upstream_server up([&](fd_socket& s, const sockaddr_in&) {
+    s.read_exact(4);
+    s.send_all("pong");
+    upstream_saw_eof = s.read_until_eof().eof;
+  });
+  proxy_under_test proxy([](proxy::config& c) { c.idle_timeout = 300ms; });
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  c.send_all("ping");
+  EXPECT_EQ(c.read_exact(4), "pong");
+  auto quiet_since = clock::now();
+  auto r = c.read_until_eof();
+  auto waited = clock::now() - quiet_since;
+  EXPECT_TRUE(r.eof);
+  EXPECT_GE(waited, 250ms);
+  EXPECT_LT(waited, 5s);
+  EXPECT_TRUE(wait_for([&] { return upstream_saw_eof.load(); }));
+}
+
+TEST(tcp_relay, connect_timeout_closes_the_client_and_is_counted) {
+  // A listener whose accept queue is full drops further SYNs: the connect hangs like one to a
+  // host behind a DROP rule, without leaving loopback.
+  std::uint16_t port = 0;
+  auto full = listen_any(0, &port);
+  std::vector<fd_socket> fillers;
+  for (int i = 0; i < 8; ++i) {
+    fd_socket f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    auto a = loopback_addr(port);
+    ::connect(f.fd(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    pollfd p{f.fd(), POLLOUT, 0};
+    bool connected = ::poll(&p, 1, 200) == 1;
+    fillers.push_back(std::move(f));
+    if (!connected) break;
+  }
+  proxy_under_test proxy([](proxy::config& c) {
+    c.connect_timeout = 300ms;
+    c.sniff_timeout = 50ms;
+  });
+  proxy.set_target(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  auto start = clock::now();
+  auto c = connect_to(proxy.outbound_port());
+  auto r = c.read_until_eof();
+  auto waited = clock::now() - start;
+  EXPECT_TRUE(r.eof || r.error == ECONNRESET);
+  EXPECT_GE(waited, 300ms);
+  EXPECT_LT(waited, 5s);
+  ASSERT_TRUE(proxy.wait_idle());
+  EXPECT_EQ(proxy.metrics().connect_failures(direction::outbound, connect_failure::timeout).Value(),
+            1);
+}
+
+TEST(tcp_relay, connection_to_the_proxys_own_listener_is_refused) {
+  proxy_under_test proxy;
+  proxy.set_target(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));  // replaced below
+  proxy.set_target(tcp::endpoint(asio::ip::make_address("127.0.0.1"), proxy.outbound_port()));
+  auto c = connect_to(proxy.outbound_port());
+  auto r = c.read_until_eof();
+  EXPECT_TRUE(r.data.empty());
+  EXPECT_TRUE(r.eof || r.error == ECONNRESET);
+  ASSERT_TRUE(proxy.wait_idle());
+  EXPECT_EQ(proxy.metrics().connections(direction::outbound, protocol::tcp).Value(), 0);
+}
+
+TEST(tcp_relay, no_original_destination_closes) {
+  proxy_under_test proxy;
+  proxy.set_target(std::nullopt);
+  auto c = connect_to(proxy.outbound_port());
+  auto r = c.read_until_eof();
+  EXPECT_TRUE(r.eof || r.error == ECONNRESET);
+}
+
+TEST(tcp_relay, inbound_connects_to_the_app_from_the_passthrough_address) {
+  std::string peer_ip;
+  upstream_server up([&](fd_socket& s, const sockaddr_in& peer) {
+    char ip[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+    peer_ip = ip;
+    s.send_all("hi");
+  });
+  proxy_under_test proxy;
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.inbound_port());
+  c.send_all("x");
+  EXPECT_EQ(c.read_exact(2), "hi");
+  c.reset();
+  ASSERT_TRUE(proxy.wait_idle());
+  EXPECT_EQ(peer_ip, "127.0.0.6");
+  EXPECT_EQ(proxy.metrics().connections(direction::inbound, protocol::tcp).Value(), 1);
+}
+
+TEST(tcp_relay, read_write_and_splice_modes_carry_the_same_bytes) {
+  for (std::size_t splice_after : {std::size_t{0}, std::size_t{4096}, SIZE_MAX}) {
+    upstream_server up(echo());
+    proxy_under_test proxy({}, splice_after);
+    proxy.set_target(up.endpoint());
+    auto c = connect_to(proxy.outbound_port());
+    std::vector<char> data(3 << 20);
+    std::uint64_t state = 42 + splice_after % 97;
+    fill_random(data, state);
+    std::string payload(data.begin(), data.end());
+    std::string echoed;
+    std::thread reader([&] { echoed = c.read_until_eof().data; });
+    ASSERT_TRUE(c.send_all(payload));
+    c.shutdown_send();
+    reader.join();
+    EXPECT_TRUE(echoed == payload) << "splice_after=" << splice_after;
+  }
+}
+
+TEST(tcp_relay, drain_closes_listeners_and_lets_open_connections_finish) {
+  upstream_server up(echo());
+  proxy_under_test proxy;
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  c.send_all("before");
+  EXPECT_EQ(c.read_exact(6), "before");
+
+  proxy.server().drain();
+  EXPECT_TRUE(proxy.server().draining());
+  EXPECT_TRUE(wait_for([&] { return !connect_to(proxy.outbound_port()); }));
+  EXPECT_FALSE(proxy::wait_for_idle(proxy.server(), 100ms));  // the open one is still in flight
+
+  c.send_all("during drain");
+  EXPECT_EQ(c.read_exact(12), "during drain");
+  c.shutdown_send();
+  EXPECT_TRUE(c.read_until_eof().eof);
+  EXPECT_TRUE(proxy::wait_for_idle(proxy.server(), 10s));
+}
+
+}  // namespace
+}  // namespace devspaces::test
