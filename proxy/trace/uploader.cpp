@@ -79,11 +79,7 @@ std::optional<http_url> parse_http_url(std::string_view url) {
 
 uploader::uploader(asio::any_io_executor executor, uploader_options options, http_url url,
                    proxy_metrics* metrics)
-    : executor_(executor),
-      options_(std::move(options)),
-      url_(std::move(url)),
-      metrics_(metrics),
-      timer_(executor) {}
+    : executor_(executor), options_(std::move(options)), url_(std::move(url)), metrics_(metrics) {}
 
 void uploader::offer(entry e) {
   entry evicted;  // released after the lock
@@ -117,7 +113,13 @@ void uploader::count_dropped(std::uint64_t n) {
 }
 
 void uploader::wake() {
-  asio::post(executor_, [self = shared_from_this()] { self->timer_.cancel(); });
+  {
+    std::lock_guard lock(mutex_);
+    if (alive_.expired()) return;
+  }
+  asio::post(executor_, [self = shared_from_this()] {
+    if (self->timer_) self->timer_->cancel();
+  });
 }
 
 void uploader::start() {
@@ -146,7 +148,14 @@ std::size_t uploader::queued() const {
 }
 
 asio::awaitable<void> uploader::run() {
-  auto self = shared_from_this();  // keeps the queue and timer alive while running
+  auto self = shared_from_this();  // keeps the queue alive while running
+  asio::steady_timer timer(executor_);
+  timer_ = &timer;
+  auto alive = std::make_shared<int>(0);
+  {
+    std::lock_guard lock(mutex_);
+    alive_ = alive;
+  }
   tcp::resolver resolver(executor_);
   beast::tcp_stream stream(executor_);
   beast::flat_buffer buffer;
@@ -165,8 +174,8 @@ asio::awaitable<void> uploader::run() {
       sleep = waiting_ = queue_.size() < options_.batch;
     }
     if (sleep) {
-      timer_.expires_after(options_.interval);
-      co_await timer_.async_wait(token);
+      timer.expires_after(options_.interval);
+      co_await timer.async_wait(token);
       std::lock_guard lock(mutex_);
       waiting_ = false;
       if (stopped_) break;
@@ -266,10 +275,11 @@ asio::awaitable<void> uploader::run() {
       std::lock_guard lock(mutex_);
       if (stopped_) break;
     }
-    timer_.expires_after(backoff);
-    co_await timer_.async_wait(token);
+    timer.expires_after(backoff);
+    co_await timer.async_wait(token);
     backoff = std::min(backoff * 2, options_.backoff_max);
   }
+  timer_ = nullptr;
   beast::error_code ignored;
   stream.socket().close(ignored);
 }
@@ -277,7 +287,7 @@ asio::awaitable<void> uploader::run() {
 std::optional<std::string> start_uploader(hub& h, asio::any_io_executor executor,
                                           uploader_options options, proxy_metrics* metrics) {
   auto url = parse_http_url(options.url);
-  if (!url) return "--trace-upstream: " + options.url + " is not an http://host:port/path URL";
+  if (!url) return options.url + " is not an http://host[:port][/path] URL";
   auto u = std::make_shared<uploader>(executor, std::move(options), std::move(*url), metrics);
   h.set_uploader(u);
   u->start();

@@ -81,11 +81,14 @@ class uploader : public std::enable_shared_from_this<uploader> {
   const uploader_options options_;
   const http_url url_;
   proxy_metrics* metrics_;
-  boost::asio::steady_timer timer_;  // touched only on executor_
+  // The run() frame's timer, touched only on executor_. Owning no I/O object keeps the
+  // uploader safe to destroy after its io_context (the hub may outlive it).
+  boost::asio::steady_timer* timer_ = nullptr;
 
   mutable std::mutex mutex_;
   std::deque<entry> queue_;
-  bool waiting_ = false;  // the coroutine sleeps for a batch and wants a wake at `batch`
+  std::weak_ptr<void> alive_;  // expires with the run() frame: no posts to a dead io_context
+  bool waiting_ = false;       // the coroutine sleeps for a batch and wants a wake at `batch`
   bool stopped_ = false;
   // The batch being POSTed (seq range) and how many of it the full queue evicted meanwhile.
   std::uint64_t inflight_first_ = 0;
