@@ -37,7 +37,7 @@ using request = http::request<http::string_body>;
 
 std::string format(const std::vector<trace::entry>& entries, bool sse) {
   std::size_t size = 0;
-  for (const auto& e : entries) size += e.json->size() + (sse ? 32 : 1);
+  for (const auto& e : entries) size += e.json->text().size() + (sse ? 32 : 1);
   std::string out;
   out.reserve(size);
   for (const auto& e : entries) {
@@ -45,10 +45,10 @@ std::string format(const std::vector<trace::entry>& entries, bool sse) {
       out.append("id: ");
       out.append(std::to_string(e.seq));
       out.append("\ndata: ");
-      out.append(*e.json);
+      out.append(e.json->text());
       out.append("\n\n");
     } else {
-      out.append(*e.json);
+      out.append(e.json->text());
       out.push_back('\n');
     }
   }

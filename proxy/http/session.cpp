@@ -71,10 +71,11 @@ const char* status_phrase(int status) {
 }
 
 // A fixed-size byte buffer: [0, end) holds bytes read, [0, parsed) went through the parser,
-// [0, sent) was forwarded. Allocated once per connection side, never reallocated, so spans
-// recorded by the parser stay valid.
+// [0, sent) was forwarded. Never reallocated while a message is in it, so spans recorded by the
+// parser stay valid; released between exchanges so an idle keep-alive connection holds no
+// buffer memory (allocated again, uninitialised, once the peer is readable).
 struct byte_buffer {
-  explicit byte_buffer(std::size_t cap) : data(std::make_unique<char[]>(cap)), capacity(cap) {}
+  explicit byte_buffer(std::size_t cap) : capacity(cap) {}
   std::unique_ptr<char[]> data;
   std::size_t capacity;
   std::size_t end = 0;
@@ -82,6 +83,14 @@ struct byte_buffer {
   std::size_t sent = 0;
 
   char* base() { return data.get(); }
+  bool allocated() const { return data != nullptr; }
+  void ensure() {
+    if (!data) data = std::make_unique_for_overwrite<char[]>(capacity);
+  }
+  // Frees the memory when nothing is pending in it.
+  void release() {
+    if (end == 0) data.reset();
+  }
   // Moves the unparsed tail to the front (a new message starts at offset 0).
   void compact() {
     if (parsed > 0 && end > parsed) std::memmove(data.get(), data.get() + parsed, end - parsed);
@@ -124,6 +133,7 @@ class session {
         req_(parser::kind::request, cfg_.max_header_bytes),
         resp_(parser::kind::response, cfg_.max_header_bytes),
         watchdog_(client_.get_executor()) {
+    cb_.ensure();
     std::memcpy(cb_.base(), ctx_.initial_bytes.data(), ctx_.initial_bytes.size());
     cb_.end = ctx_.initial_bytes.size();
     ctx_.initial_bytes.clear();
@@ -456,6 +466,7 @@ asio::awaitable<void> session::relay_response() {
   };
   for (;;) {
     // One response message (a 1xx interim response loops back here).
+    ub_.ensure();
     ub_.compact();
     resp_.begin_message(ub_.base(), head_request_, connect_request_);
     std::size_t got = ub_.end;
@@ -605,7 +616,10 @@ asio::awaitable<void> session::relay_response() {
 asio::awaitable<bool> session::exchange() {
   // ---- request head
   cb_.compact();
-  req_.begin_message(cb_.base());
+  if (cb_.end == 0) {
+    cb_.release();
+    ub_.release();
+  }
   rec_.reset();
   head_done_at_ = {};
   fired_ = false;
@@ -622,6 +636,17 @@ asio::awaitable<bool> session::exchange() {
   answer_code_ = nullptr;
   method_idx_ = method_index("OTHER");
   arm(phase::request_head, exchange_start_ + cfg_.header_timeout);
+  if (!cb_.allocated()) {
+    // Idle keep-alive: wait for the next request without holding a buffer. The watchdog
+    // cancels this wait on header timeout or drain; EOF shows up as readable.
+    auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, token{});
+    if (ec) {
+      io::close_quietly(client_);
+      co_return false;
+    }
+    cb_.ensure();
+  }
+  req_.begin_message(cb_.base());
   while (!req_.head_complete()) {
     if (cb_.parsed < cb_.end) {
       auto r = req_.feed(cb_.base() + cb_.parsed, cb_.end - cb_.parsed);

@@ -88,7 +88,9 @@ hub_options make_hub_options(const config& cfg) {
 }
 
 hub::hub(hub_options options, proxy_metrics* metrics)
-    : options_(std::move(options)), metrics_(metrics) {
+    : options_(std::move(options)),
+      json_options_(std::make_shared<const json_options>(options_.json)),
+      metrics_(metrics) {
   ring_.resize(options_.buffer);
 }
 
@@ -96,18 +98,23 @@ hub::~hub() {
   close();
 }
 
+const std::string& lazy_json::text() const {
+  std::call_once(once_, [this] {
+    append_json(json_, rec_, *opts_);
+    rec_ = record{};
+  });
+  return json_;
+}
+
 void hub::push(record&& r) {
-  // Serialise before taking any lock: the only per-record work that grows with its size.
-  auto json = std::make_shared<std::string>();
-  append_json(*json, r, options_.json);
-  publish(std::move(json));
+  publish(std::make_shared<const lazy_json>(std::move(r), json_options_));
 }
 
 void hub::push_json(std::string json) {
-  publish(std::make_shared<const std::string>(std::move(json)));
+  publish(std::make_shared<const lazy_json>(std::move(json)));
 }
 
-void hub::publish(std::shared_ptr<const std::string> json) {
+void hub::publish(std::shared_ptr<const lazy_json> json) {
   recorded_.fetch_add(1, std::memory_order_relaxed);
   if (metrics_) metrics_->trace_records(trace_outcome::recorded).Increment();
 

@@ -22,11 +22,36 @@
 
 namespace devspaces::proxy::trace {
 
-/// One serialised record as it travels to the ring, followers and the uploader: the JSON line
-/// (no newline) is built once and shared, never copied per consumer.
+/// A record whose JSON line (no newline) is built on first use, at most once, on the thread of
+/// the first consumer (a follower, a replay or the uploader). The data path only moves the
+/// record in, so tracing with nobody reading costs no serialisation.
+class lazy_json {
+ public:
+  /// Keeps `r` until the first text() call serialises it with `opts`.
+  lazy_json(record r, std::shared_ptr<const json_options> opts)
+      : rec_(std::move(r)), opts_(std::move(opts)) {}
+  /// An already serialised line (push_json).
+  explicit lazy_json(std::string json) : json_(std::move(json)) {
+    std::call_once(once_, [] {});
+  }
+  lazy_json(const lazy_json&) = delete;
+  lazy_json& operator=(const lazy_json&) = delete;
+
+  /// The JSON line; thread-safe, serialises on the first call only.
+  const std::string& text() const;
+
+ private:
+  mutable std::once_flag once_;
+  mutable record rec_;
+  std::shared_ptr<const json_options> opts_;
+  mutable std::string json_;
+};
+
+/// One record as it travels to the ring, followers and the uploader: shared, never copied per
+/// consumer.
 struct entry {
   std::uint64_t seq = 0;  ///< 1, 2, 3, ... in push order (per hub)
-  std::shared_ptr<const std::string> json;
+  std::shared_ptr<const lazy_json> json;
 };
 
 /// A follower's bounded queue. push() (any thread) offers entries; when the queue is full the
@@ -140,10 +165,11 @@ class hub {
   const hub_options& options() const { return options_; }
 
  private:
-  void publish(std::shared_ptr<const std::string> json);
+  void publish(std::shared_ptr<const lazy_json> json);
   void count_dropped(std::uint64_t n);
 
   const hub_options options_;
+  const std::shared_ptr<const json_options> json_options_;
   proxy_metrics* metrics_;
 
   // One mutex for the ring and the follower list, so a new follower's replay and its queue

@@ -195,7 +195,7 @@ asio::awaitable<void> uploader::run() {
     if (batch.empty()) continue;
     body.clear();
     for (const auto& e : batch) {
-      body.append(*e.json);
+      body.append(e.json->text());
       body.push_back('\n');
     }
 
