@@ -197,7 +197,7 @@ asio::awaitable<void> copy(relay_state& st, one_way w) {
       n = ::splice(from_fd, nullptr, pipe.write_end, nullptr, pipe.capacity,
                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     } else {
-      if (!buf) buf = std::make_unique<char[]>(buffer_size);
+      if (!buf) buf = std::make_unique_for_overwrite<char[]>(buffer_size);
       n = ::recv(from_fd, buf.get(), buffer_size, 0);
     }
     if (n > 0) {
