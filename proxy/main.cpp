@@ -22,10 +22,7 @@
 #include "proxy/trace/hub.hpp"
 #include "proxy/trace/uploader.hpp"
 
-#if __has_include("proxy/trace/traces_client.hpp")
 #include "proxy/trace/traces_client.hpp"
-#define DEVSPACES_HAVE_TRACES_CLIENT 1
-#endif
 
 namespace {
 
@@ -61,11 +58,7 @@ int fail(int code, const std::string& line) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "traces") {
-#ifdef DEVSPACES_HAVE_TRACES_CLIENT
     return trace::run_traces_client(argc, argv);
-#else
-    return fail(2, "traces: not built");
-#endif
   }
 
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -86,6 +79,9 @@ int main(int argc, char** argv) {
 
   setup_logging(cfg->log_level, cfg->log_format);
   auto log = logger("main");
+  // Components that cannot link proxy/logging look their loggers up by name: create them here
+  // so they follow --log-level and --log-format.
+  for (const char* component : {"routing", "http"}) logger(component);
 
   // Signals are taken synchronously by this thread only: block them before any thread starts.
   sigset_t signals;

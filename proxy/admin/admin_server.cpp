@@ -19,10 +19,7 @@
 #include "proxy/logging.hpp"
 #include "proxy/server.hpp"
 
-#if __has_include("proxy/admin/traces_endpoint.hpp")
 #include "proxy/admin/traces_endpoint.hpp"
-#define DEVSPACES_HAVE_TRACES_ENDPOINT 1
-#endif
 
 namespace devspaces::proxy::admin {
 
@@ -122,14 +119,7 @@ struct admin_server::impl {
       stream.expires_never();
       std::string_view target(req.target().data(), req.target().size());
       if (target == "/traces" || target.starts_with("/traces?")) {
-#ifdef DEVSPACES_HAVE_TRACES_ENDPOINT
         co_await serve_traces(stream, req, hooks.traces);
-#else
-        auto res =
-            text(req, http::status::service_unavailable, "devspaces-proxy: tracing not built");
-        res.keep_alive(false);
-        co_await http::async_write(stream, res, token{});
-#endif
         break;
       }
       auto res = co_await route(req);

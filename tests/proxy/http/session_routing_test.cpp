@@ -90,7 +90,8 @@ TEST(session_routing, inbound_inserts_route_header_from_host_and_keeps_existing)
   recv_head(c.get());
   EXPECT_TRUE(wait_for([&] { return e.proxy->hub().recorded() == 2; }));
   auto recs = e.proxy->hub().last(2);
-  EXPECT_NE(recs[0].json->find("\"route_as_source\":\"host\""), std::string::npos) << *recs[0].json;
+  EXPECT_NE(recs[0].json->text().find("\"route_as_source\":\"host\""), std::string::npos)
+      << recs[0].json->text();
 }
 
 TEST(session_routing, outbound_routes_each_request_on_one_keep_alive_connection) {
@@ -135,8 +136,9 @@ TEST(session_routing, outbound_routes_each_request_on_one_keep_alive_connection)
   }
   EXPECT_TRUE(wait_for([&] { return e.proxy->hub().recorded() == steps.size(); }));
   auto recs = e.proxy->hub().last(steps.size());
-  EXPECT_NE(recs[1].json->find("\"decision\":\"parent\""), std::string::npos) << *recs[1].json;
-  EXPECT_NE(recs[1].json->find("127.0.0.3:"), std::string::npos) << *recs[1].json;
+  EXPECT_NE(recs[1].json->text().find("\"decision\":\"parent\""), std::string::npos)
+      << recs[1].json->text();
+  EXPECT_NE(recs[1].json->text().find("127.0.0.3:"), std::string::npos) << recs[1].json->text();
 }
 
 }  // namespace
