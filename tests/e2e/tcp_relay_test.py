@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""End to end, real kernel: a "pod" network namespace with REDIRECT rules written by hand
-(until devspaces-proxy-init exists), devspaces-proxy running in it as UID 1337, and a peer
+"""End to end, real kernel: a "pod" network namespace captured by `devspaces-proxy-init apply`,
+devspaces-proxy running in it as UID 1337, and a peer
 namespace as the outside world. Real clients (curl, python sockets) prove that captured
 traffic arrives unchanged in both directions, that a server-first protocol works, that the
 metrics count it, and that SIGTERM drains: open connections finish, then exit 0."""
@@ -101,23 +101,10 @@ def check(cond, what):
     print(f"ok - {what}", flush=True)
 
 
-def write_rules(pod, v6):
-    # nat OUTPUT: the proxy's own traffic and the app's loopback traffic are left alone,
-    # everything else is redirected to the outbound listener. PREROUTING: inbound to 15006,
-    # except the admin port.
-    tool = ["ip6tables"] if v6 else ["iptables"]
-    lo = "::1/128" if v6 else "127.0.0.1/32"
-    passthrough = "::6/128" if v6 else "127.0.0.6/32"
-    rules = [
-        "-t nat -A OUTPUT -p tcp -m owner --uid-owner 1337 -j RETURN",
-        f"-t nat -A OUTPUT -o lo -s {passthrough} -j RETURN",
-        f"-t nat -A OUTPUT -o lo -d {lo} -j RETURN",
-        "-t nat -A OUTPUT -p tcp -j REDIRECT --to-ports 15001",
-        "-t nat -A PREROUTING -p tcp --dport 15090 -j RETURN",
-        "-t nat -A PREROUTING -p tcp -j REDIRECT --to-ports 15006",
-    ]
-    for r in rules:
-        pod.run([*tool, "-w", *r.split()])
+def apply_init(pod, v6):
+    """The pod's capture rules, written by the real init (IPv6 too when the pod has it)."""
+    init = os.path.join(os.path.dirname(os.path.dirname(BIN)), "init", "devspaces-proxy-init")
+    pod.run([init, "apply", "--ipv6", "on" if v6 else "off", "--resolv-conf="])
 
 
 def main():
@@ -131,17 +118,10 @@ def main():
         have_v6 = True
         try:
             lab.veth(peer, f"{PEER6}/64", pod, f"{POD6}/64")
-            pod.run(["ip", "-6", "addr", "add", "::6/128", "dev", "lo"], check=False)
         except RuntimeError as e:
             print(f"# no IPv6 here ({e}); IPv6 checks skipped")
             have_v6 = False
-        write_rules(pod, False)
-        if have_v6:
-            try:
-                write_rules(pod, True)
-            except RuntimeError as e:
-                print(f"# ip6tables unusable ({e}); IPv6 checks skipped")
-                have_v6 = False
+        apply_init(pod, have_v6)
 
         # The outside world: an HTTP server, an echo server, a server-first banner server.
         www = os.path.join("/tmp", f"tcp_relay_www_{os.getpid()}")
