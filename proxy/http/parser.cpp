@@ -172,7 +172,9 @@ struct parser::impl {
   }
   static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
-    if (s.head_complete_ || s.head_.headers.empty()) return 0;
+    // llhttp reports an empty value as a zero-length span past the line end: ignore it, the
+    // value's position is fixed in on_header_value_complete.
+    if (s.head_complete_ || s.head_.headers.empty() || len == 0) return 0;
     extend(s, s.head_.headers.back().value, s.in_value_, at, len);
     return 0;
   }
@@ -182,6 +184,13 @@ struct parser::impl {
     s.in_value_ = false;
     auto& h = s.head_.headers.back();
     while (h.value.len > 0 && is_ows(s.base_[h.value.off + h.value.len - 1])) --h.value.len;
+    if (h.value.len == 0) {
+      // An empty value sits right before the line's CR (after ':' and any OWS), so an edit
+      // that fills it in stays on its own line.
+      auto pos = h.name.off + h.name.len + 1;
+      while (is_ows(s.base_[pos])) ++pos;
+      h.value.off = pos;
+    }
     h.line = {h.name.off, h.value.off + h.value.len - h.name.off};
     return 0;
   }

@@ -61,6 +61,21 @@ TEST(head_edit, connection_keep_alive_value_replaced) {
   EXPECT_EQ(m.edited(e), "HTTP/1.1 200 OK\r\nconnection:  close\r\nContent-Length: 0\r\n\r\n");
 }
 
+// Found by the fuzzer: llhttp reports an empty value past the line end, and "close" was
+// inserted after the CRLF, corrupting the head.
+TEST(head_edit, empty_connection_value_is_filled_in_on_its_own_line) {
+  for (const char* sep : {":", ": ", ":\t \t"}) {
+    parsed m(std::string("HTTP/1.1 200 OK\r\nConnection") + sep + "\r\nContent-Length: 0\r\n\r\n",
+             parser::kind::response);
+    ASSERT_EQ(m.p.head().headers.size(), 2u);
+    EXPECT_EQ(m.p.text(m.p.head().headers[0].value), "");
+    head_edit e;
+    force_connection_close(e, m.p);
+    EXPECT_EQ(m.edited(e), std::string("HTTP/1.1 200 OK\r\nConnection") + sep +
+                               "close\r\nContent-Length: 0\r\n\r\n");
+  }
+}
+
 TEST(head_edit, connection_close_already_present_is_untouched) {
   parsed m("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", parser::kind::response);
   head_edit e;
