@@ -12,5 +12,7 @@ cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 nice cmake --build "$build" -j2
 mkdir -p "$build/artifacts" "$build/corpus"
 cd "$build/artifacts"
+# DEVSPACES_FUZZ_SEED (CI sets it) makes the run reproducible; unset, every run explores anew.
 exec "$build/http_parse_fuzz" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=1024 \
+  ${DEVSPACES_FUZZ_SEED:+-seed=$DEVSPACES_FUZZ_SEED} \
   -print_final_stats=1 "$build/corpus" "$here/corpus"
