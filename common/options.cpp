@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/duration.hpp"
+
 namespace devspaces::common {
 
 namespace {
@@ -150,6 +152,68 @@ std::string to_lower(std::string_view text) {
   for (char& c : out)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
+}
+
+bool is_dns_domain(std::string_view d) {
+  if (d.empty() || d.size() > 253) return false;
+  std::size_t start = 0;
+  while (start <= d.size()) {
+    auto end = d.find('.', start);
+    if (end == std::string_view::npos) end = d.size();
+    if (!is_dns_label(d.substr(start, end - start))) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+option_setter port_setter(std::uint16_t& out) {
+  return [&out](std::string_view v) -> std::optional<std::string> {
+    auto p = parse_port(v);
+    if (!p) return "is not a port (1-65535)";
+    out = *p;
+    return std::nullopt;
+  };
+}
+
+option_setter duration_setter(std::chrono::milliseconds& out) {
+  return [&out](std::string_view v) -> std::optional<std::string> {
+    auto d = parse_duration(v);
+    if (!d) return "is not a duration (e.g. 250ms, 5s, 2m, 1h)";
+    out = *d;
+    return std::nullopt;
+  };
+}
+
+option_setter space_setter(std::string& out) {
+  return [&out](std::string_view v) -> std::optional<std::string> {
+    auto s = to_lower(v);
+    if (!is_dns_label(s)) return "is not a space name (a DNS label)";
+    out = s;
+    return std::nullopt;
+  };
+}
+
+option_setter parent_spaces_setter(std::vector<std::string>& out) {
+  return [&out](std::string_view v) -> std::optional<std::string> {
+    std::vector<std::string> spaces;
+    for (const auto& item : split_list(v)) {
+      auto s = to_lower(item);
+      if (!is_dns_label(s)) return "has '" + item + "', not a space name";
+      spaces.push_back(s);
+    }
+    if (spaces.size() > 2) return "names more than two ancestors (at most 3 levels)";
+    out = std::move(spaces);
+    return std::nullopt;
+  };
+}
+
+option_setter domain_setter(std::string& out) {
+  return [&out](std::string_view v) -> std::optional<std::string> {
+    auto d = to_lower(v);
+    if (!is_dns_domain(d)) return "is not a DNS domain";
+    out = d;
+    return std::nullopt;
+  };
 }
 
 }  // namespace devspaces::common

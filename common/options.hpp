@@ -53,5 +53,22 @@ std::vector<std::string> split_list(std::string_view text);
 bool is_dns_label(std::string_view text);
 /// Lowercases ASCII.
 std::string to_lower(std::string_view text);
+/// True for a DNS domain: dot-separated DNS labels, at most 253 characters.
+bool is_dns_domain(std::string_view text);
+
+// Setters for the flags both binaries share (same checks, same error texts).
+
+/// Signature of option_spec::apply.
+using option_setter = std::function<std::optional<std::string>(std::string_view)>;
+/// A port 1..65535.
+option_setter port_setter(std::uint16_t& out);
+/// A duration ("250ms", "5s", "2m", "1h").
+option_setter duration_setter(std::chrono::milliseconds& out);
+/// A space name (DNS label, lowercased).
+option_setter space_setter(std::string& out);
+/// --parent-spaces: up to two space names, parent then grandparent.
+option_setter parent_spaces_setter(std::vector<std::string>& out);
+/// --cluster-domain: a DNS domain, lowercased.
+option_setter domain_setter(std::string& out);
 
 }  // namespace devspaces::common

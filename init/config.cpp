@@ -14,15 +14,6 @@ namespace {
 using common::option_spec;
 using err = std::optional<std::string>;
 
-auto port_setter(std::uint16_t& out) {
-  return [&out](std::string_view v) -> err {
-    auto p = common::parse_port(v);
-    if (!p) return "is not a port (1-65535)";
-    out = *p;
-    return std::nullopt;
-  };
-}
-
 auto port_list_setter(std::vector<std::uint16_t>& out) {
   return [&out](std::string_view v) -> err {
     auto l = common::parse_port_list(v);
@@ -61,27 +52,6 @@ auto cidr_list_setter(std::vector<cidr>& out, bool* all) {
     if (all) *all = false;
     return std::nullopt;
   };
-}
-
-auto space_setter(std::string& out) {
-  return [&out](std::string_view v) -> err {
-    auto s = common::to_lower(v);
-    if (!common::is_dns_label(s)) return "is not a space name (a DNS label)";
-    out = s;
-    return std::nullopt;
-  };
-}
-
-bool valid_domain(std::string_view d) {
-  if (d.empty() || d.size() > 253) return false;
-  std::size_t start = 0;
-  while (start <= d.size()) {
-    auto end = d.find('.', start);
-    if (end == std::string_view::npos) end = d.size();
-    if (!common::is_dns_label(d.substr(start, end - start))) return false;
-    start = end + 1;
-  }
-  return true;
 }
 
 }  // namespace
@@ -142,10 +112,10 @@ std::vector<option_spec> init_options(config& c) {
                "numeric GID of the proxy; its traffic is never captured", id_setter(c.proxy_gid)});
   o.push_back({"--outbound-port", "DEVSPACES_OUTBOUND_PORT", "15001",
                "proxy listener that captured outbound TCP is redirected to",
-               port_setter(c.outbound_port)});
+               common::port_setter(c.outbound_port)});
   o.push_back({"--inbound-port", "DEVSPACES_INBOUND_PORT", "15006",
                "proxy listener that captured inbound TCP is redirected to",
-               port_setter(c.inbound_port)});
+               common::port_setter(c.inbound_port)});
   o.push_back({"--inbound-ports", "DEVSPACES_INBOUND_PORTS", "*",
                "inbound ports to capture: '*' (all) or a comma list (empty: none)",
                [&c](std::string_view v) -> err {
@@ -204,26 +174,12 @@ std::vector<option_spec> init_options(config& c) {
                }});
   o.push_back({"--space", "DEVSPACES_SPACE", "",
                "the pod's own space (default: POD_NAMESPACE, else default)",
-               space_setter(c.space)});
+               common::space_setter(c.space)});
   o.push_back({"--parent-spaces", "DEVSPACES_PARENT_SPACES", "",
-               "comma list: parent, grandparent of the own space", [&c](std::string_view v) -> err {
-                 std::vector<std::string> out;
-                 for (const auto& item : common::split_list(v)) {
-                   auto s = common::to_lower(item);
-                   if (!common::is_dns_label(s)) return "has '" + item + "', not a space name";
-                   out.push_back(s);
-                 }
-                 if (out.size() > 2) return "names more than two ancestors (at most 3 levels)";
-                 c.parent_spaces = std::move(out);
-                 return std::nullopt;
-               }});
+               "comma list: parent, grandparent of the own space",
+               common::parent_spaces_setter(c.parent_spaces)});
   o.push_back({"--cluster-domain", "DEVSPACES_CLUSTER_DOMAIN", "cluster.local",
-               "cluster DNS domain", [&c](std::string_view v) -> err {
-                 auto d = common::to_lower(v);
-                 if (!valid_domain(d)) return "is not a DNS domain";
-                 c.cluster_domain = d;
-                 return std::nullopt;
-               }});
+               "cluster DNS domain", common::domain_setter(c.cluster_domain)});
   o.push_back({"--command-timeout", "DEVSPACES_INIT_COMMAND_TIMEOUT", "30s",
                "limit for each iptables command (legacy lock wait included)",
                [&c](std::string_view v) -> err {

@@ -11,24 +11,6 @@ namespace {
 using common::option_spec;
 using err = std::optional<std::string>;
 
-auto port_setter(std::uint16_t& out) {
-  return [&out](std::string_view v) -> err {
-    auto p = common::parse_port(v);
-    if (!p) return "is not a port (1-65535)";
-    out = *p;
-    return std::nullopt;
-  };
-}
-
-auto duration_setter(milliseconds& out) {
-  return [&out](std::string_view v) -> err {
-    auto d = common::parse_duration(v);
-    if (!d) return "is not a duration (e.g. 250ms, 5s, 2m, 1h)";
-    out = *d;
-    return std::nullopt;
-  };
-}
-
 auto uint_setter(std::uint64_t& out, std::uint64_t min, std::uint64_t max) {
   return [&out, min, max](std::string_view v) -> err {
     auto n = common::parse_uint(v, max);
@@ -39,37 +21,16 @@ auto uint_setter(std::uint64_t& out, std::uint64_t min, std::uint64_t max) {
   };
 }
 
-auto space_setter(std::string& out) {
-  return [&out](std::string_view v) -> err {
-    auto s = common::to_lower(v);
-    if (!common::is_dns_label(s)) return "is not a space name (a DNS label)";
-    out = s;
-    return std::nullopt;
-  };
-}
-
-bool valid_domain(std::string_view d) {
-  if (d.empty() || d.size() > 253) return false;
-  std::size_t start = 0;
-  while (start <= d.size()) {
-    auto end = d.find('.', start);
-    if (end == std::string_view::npos) end = d.size();
-    if (!common::is_dns_label(d.substr(start, end - start))) return false;
-    start = end + 1;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::vector<option_spec> proxy_options(config& c) {
   std::vector<option_spec> o;
   o.push_back({"--outbound-port", "DEVSPACES_OUTBOUND_PORT", "15001",
                "listener for redirected outbound TCP (loopback, v4 and v6)",
-               port_setter(c.outbound_port)});
+               common::port_setter(c.outbound_port)});
   o.push_back({"--inbound-port", "DEVSPACES_INBOUND_PORT", "15006",
                "listener for redirected inbound TCP (all addresses, v4 and v6)",
-               port_setter(c.inbound_port)});
+               common::port_setter(c.inbound_port)});
   o.push_back({"--admin-address", "DEVSPACES_ADMIN_ADDRESS", "0.0.0.0:15090",
                "admin HTTP server host:port (metrics, health, traces, config)",
                [&c](std::string_view v) -> err {
@@ -87,31 +48,17 @@ std::vector<option_spec> proxy_options(config& c) {
                }});
   o.push_back({"--space", "DEVSPACES_SPACE", "",
                "the pod's own space (default: POD_NAMESPACE, else default)",
-               space_setter(c.space)});
+               common::space_setter(c.space)});
   o.push_back({"--parent-spaces", "DEVSPACES_PARENT_SPACES", "",
-               "comma list: parent, grandparent of the own space", [&c](std::string_view v) -> err {
-                 std::vector<std::string> out;
-                 for (const auto& item : common::split_list(v)) {
-                   auto s = common::to_lower(item);
-                   if (!common::is_dns_label(s)) return "has '" + item + "', not a space name";
-                   out.push_back(s);
-                 }
-                 if (out.size() > 2) return "names more than two ancestors (at most 3 levels)";
-                 c.parent_spaces = std::move(out);
-                 return std::nullopt;
-               }});
+               "comma list: parent, grandparent of the own space",
+               common::parent_spaces_setter(c.parent_spaces)});
   o.push_back({"--spaces-file", "DEVSPACES_SPACES_FILE", "",
                "JSON space tree, reloaded when it changes", [&c](std::string_view v) -> err {
                  c.spaces_file = std::string(v);
                  return std::nullopt;
                }});
   o.push_back({"--cluster-domain", "DEVSPACES_CLUSTER_DOMAIN", "cluster.local",
-               "cluster DNS domain", [&c](std::string_view v) -> err {
-                 auto d = common::to_lower(v);
-                 if (!valid_domain(d)) return "is not a DNS domain";
-                 c.cluster_domain = d;
-                 return std::nullopt;
-               }});
+               "cluster DNS domain", common::domain_setter(c.cluster_domain)});
   o.push_back({"--resolver", "DEVSPACES_RESOLVER", "dns",
                "dns (system resolver, async, cached) or hosts:<path>",
                [&c](std::string_view v) -> err {
@@ -142,16 +89,17 @@ std::vector<option_spec> proxy_options(config& c) {
                }});
   o.push_back({"--sniff-timeout", "DEVSPACES_SNIFF_TIMEOUT", "100ms",
                "wait for a client's first bytes before treating it as server-first TCP",
-               duration_setter(c.sniff_timeout)});
+               common::duration_setter(c.sniff_timeout)});
   o.push_back({"--connect-timeout", "DEVSPACES_CONNECT_TIMEOUT", "5s", "upstream connect",
-               duration_setter(c.connect_timeout)});
+               common::duration_setter(c.connect_timeout)});
   o.push_back({"--header-timeout", "DEVSPACES_HEADER_TIMEOUT", "30s",
-               "to receive a full request or response head", duration_setter(c.header_timeout)});
+               "to receive a full request or response head",
+               common::duration_setter(c.header_timeout)});
   o.push_back({"--idle-timeout", "DEVSPACES_IDLE_TIMEOUT", "1h",
                "TCP with no bytes either way; HTTP keep-alive idle",
-               duration_setter(c.idle_timeout)});
+               common::duration_setter(c.idle_timeout)});
   o.push_back({"--drain-timeout", "DEVSPACES_DRAIN_TIMEOUT", "15s", "after SIGTERM",
-               duration_setter(c.drain_timeout)});
+               common::duration_setter(c.drain_timeout)});
   o.push_back({"--max-header-bytes", "DEVSPACES_MAX_HEADER_BYTES", "65536",
                "largest request or response head (431 / 502 beyond)",
                uint_setter(c.max_header_bytes, 1024, 16u << 20)});

@@ -1,4 +1,6 @@
 #pragma once
+
+#include <csignal>
 // Helpers for the TCP integration tests: the proxy server in-process on 127.0.0.1 port 0 with
 // an injected original destination, blocking client sockets, and small upstream servers.
 
@@ -205,6 +207,7 @@ class proxy_under_test {
  public:
   explicit proxy_under_test(std::function<void(proxy::config&)> tweak = {},
                             std::size_t splice_after = 256 * 1024) {
+    ::signal(SIGPIPE, SIG_IGN);  // as devspaces-proxy's main does: EPIPE, not a signal
     proxy::config cfg;
     cfg.outbound_port = 0;
     cfg.inbound_port = 0;
