@@ -19,6 +19,7 @@ using std::chrono::steady_clock;
 std::string lookup_result::describe() const {
   switch (status) {
     case lookup_status::found:
+      if (!address_text.empty()) return address_text;
       return address ? address->to_string() : "error";
     case lookup_status::nxdomain:
       return "nxdomain";
@@ -80,7 +81,9 @@ void resolver::store(const std::string& name, const backend_answer& answer, bool
     std::erase_if(cache_, [t](const auto& kv) { return kv.second.expires <= t; });
     if (cache_.size() >= options_.max_entries) cache_.clear();
   }
-  cache_[name] = cache_entry{answer.status, answer.address, t + ttl, unclaimed};
+  cache_[name] =
+      cache_entry{answer.status, answer.address,
+                  answer.address ? answer.address->to_string() : std::string(), t + ttl, unclaimed};
 }
 
 void resolver::count(const lookup_result& r) {
@@ -130,6 +133,7 @@ asio::awaitable<lookup_result> resolver::lookup(std::string name) {
     if (it->second.expires > now()) {
       r.status = it->second.status;
       r.address = it->second.address;
+      r.address_text = it->second.address_text;
       r.cached = !it->second.unclaimed;
       it->second.unclaimed = false;
       count(r);

@@ -27,7 +27,8 @@ enum class lookup_status { found, nxdomain, error, timeout };
 struct lookup_result {
   lookup_status status = lookup_status::error;
   std::optional<boost::asio::ip::address> address;  ///< set when found
-  bool cached = false;  ///< answered from the cache (a prefetched answer's first read is not)
+  bool cached = false;       ///< answered from the cache (a prefetched answer's first read is not)
+  std::string address_text;  ///< the address as text when the cache had it (saves inet_ntop)
 
   /// The trace "tried" result: the address, "nxdomain", "error" or "timeout".
   std::string describe() const;
@@ -93,6 +94,7 @@ class resolver {
   struct cache_entry {
     lookup_status status;
     std::optional<boost::asio::ip::address> address;
+    std::string address_text;  ///< formatted once per answer, not per request
     std::chrono::steady_clock::time_point expires;
     bool unclaimed = false;  ///< prefetched, not yet read by any lookup
   };
