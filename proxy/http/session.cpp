@@ -278,7 +278,7 @@ void session::release_upstream(bool reusable) {
 void session::begin_record() {
   const auto& rh = req_.head();
   if (rh.method.len > 0) method_idx_ = method_index(req_.text(rh.method));
-  if (ctx_.services->traces == nullptr || rec_) return;
+  if (ctx_.services->traces == nullptr || rec_ || !ctx_.services->traces->wanted()) return;
   rec_.emplace();
   auto& r = *rec_;
   r.id = trace::next_id();

@@ -92,6 +92,7 @@ hub::hub(hub_options options, proxy_metrics* metrics)
       json_options_(std::make_shared<const json_options>(options_.json)),
       metrics_(metrics) {
   ring_.resize(options_.buffer);
+  always_wanted_ = !ring_.empty();
 }
 
 hub::~hub() {
@@ -189,6 +190,7 @@ std::vector<hub::follower_stat> hub::follower_stats() const {
 
 void hub::set_uploader(std::shared_ptr<uploader> u) {
   uploader_ = std::move(u);
+  always_wanted_ = always_wanted_ || uploader_ != nullptr;
 }
 
 void hub::close() {
@@ -200,10 +202,6 @@ void hub::close() {
   }
   for (const auto& f : followers) f->close();
   if (uploader_) uploader_->stop();
-  if (upstream_io_) {
-    upstream_io_->stop();
-    if (upstream_thread_.joinable()) upstream_thread_.join();
-  }
 }
 
 }  // namespace devspaces::proxy::trace

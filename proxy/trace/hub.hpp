@@ -8,7 +8,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -105,9 +104,9 @@ struct hub_options {
 hub_options make_hub_options(const config& cfg);
 
 /// The fire-and-forget trace sink (SPEC §2.3/§2.4). push() is called from any worker thread;
-/// it serialises the record once (outside any lock), then under one short mutex assigns a
-/// sequence number, moves it into the replay ring and offers it to each follower's bounded
-/// queue (O(1) per follower, usually none), then offers it to the uploader's bounded queue.
+/// it wraps the record for serialisation on first read (lazy_json), then under one short mutex
+/// assigns a sequence number, moves it into the replay ring and offers it to each follower's
+/// bounded queue (O(1) per follower, usually none), then offers it to the uploader's bounded queue.
 /// Nothing in push() waits for a consumer.
 class hub {
  public:
@@ -134,12 +133,8 @@ class hub {
   /// being destroyed with its io_context.
   void unsubscribe(const std::shared_ptr<subscription>& s);
 
-  /// Streams records to --trace-upstream `url` (SPEC §2.4 defaults) from a thread the hub owns
-  /// and joins in close(). Returns an error line when the URL is malformed. Call once, before
+  /// Attaches the uploader (start_uploader in uploader.hpp calls this). Call once, before
   /// pushes.
-  std::optional<std::string> start_upstream(const std::string& url);
-
-  /// Attaches an uploader running on the caller's executor (tests). Call once, before pushes.
   void set_uploader(std::shared_ptr<uploader> u);
 
   /// Ends every follow stream and stops the uploader (drain/shutdown). Call it while the
@@ -161,6 +156,13 @@ class hub {
 
   /// Number of followers now.
   std::size_t followers() const { return follower_count_.load(std::memory_order_relaxed); }
+  /// Whether a record pushed now would reach anyone: the replay ring (--trace-buffer > 0), the
+  /// uploader or a follower. When false the data path builds no record at all, which is how
+  /// tracing is turned off: `--trace-buffer 0` and no `--trace-upstream` (a follower attaching
+  /// later receives the exchanges that begin after it joined). One relaxed load; any thread.
+  bool wanted() const {
+    return always_wanted_ || follower_count_.load(std::memory_order_relaxed) != 0;
+  }
   /// Settings in force.
   const hub_options& options() const { return options_; }
 
@@ -183,8 +185,7 @@ class hub {
   std::atomic<std::size_t> follower_count_{0};
 
   std::shared_ptr<uploader> uploader_;  // set once before workers start
-  std::unique_ptr<boost::asio::io_context> upstream_io_;
-  std::thread upstream_thread_;
+  bool always_wanted_ = false;          // ring or uploader present; set before workers start
   std::atomic<std::uint64_t> recorded_{0};
   std::atomic<std::uint64_t> dropped_{0};
 };

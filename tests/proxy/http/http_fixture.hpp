@@ -160,7 +160,7 @@ class proxy_harness {
   explicit proxy_harness(proxy::config cfg = {}, proxy::direction dir = proxy::direction::outbound)
       : cfg_(std::make_shared<proxy::config>(std::move(cfg))),
         pool_(ioc_.get_executor()),
-        hub_(proxy::trace::hub_options{}, &metrics_),
+        hub_(proxy::trace::make_hub_options(*cfg_), &metrics_),
         acceptor_(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
         dir_(dir) {
     services_.cfg = cfg_;

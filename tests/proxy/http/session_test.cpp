@@ -71,6 +71,41 @@ TEST(session, get_forwarded_byte_exact_and_keep_alive_reuses_upstream) {
   EXPECT_NE(last[0].json->text().find("\"status\":200"), std::string::npos) << last[0].json->text();
 }
 
+TEST(session, tracing_off_builds_no_record_until_a_follower_attaches) {
+  auto cfg = fast_config();
+  cfg.trace_buffer = 0;  // and no --trace-upstream: tracing is off
+  env e(cfg);
+  auto c = e.client();
+  auto exchange = [&](const std::string& target, fd_guard* u) {
+    ASSERT_TRUE(send_all(c.get(), "GET " + target + " HTTP/1.1\r\nHost: svc\r\n\r\n"));
+    if (!*u) *u = e.up.accept();
+    ASSERT_TRUE(*u);
+    EXPECT_EQ(recv_head(u->get()), "GET " + target + " HTTP/1.1\r\nHost: svc\r\n\r\n");
+    ASSERT_TRUE(send_all(u->get(), ok5));
+    EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+  };
+  fd_guard u;
+  exchange("/off", &u);
+  EXPECT_TRUE(wait_for([&] { return e.proxy.requests("GET", code_class::c2xx) == 1; }));
+  EXPECT_EQ(e.proxy.hub().recorded(), 0u);
+  EXPECT_EQ(e.proxy.metrics().trace_records(proxy::trace_outcome::recorded).Value(), 0);
+
+  // A follower (e.g. `devspaces-proxy traces`) turns recording on for as long as it stays.
+  std::vector<proxy::trace::entry> replay;
+  auto follower = e.proxy.hub().subscribe(e.proxy.ioc().get_executor(), 100, replay);
+  EXPECT_TRUE(replay.empty());
+  exchange("/followed", &u);
+  EXPECT_TRUE(wait_for([&] { return e.proxy.hub().recorded() == 1; }));
+  EXPECT_EQ(follower->queued(), 1u);
+  EXPECT_TRUE(e.proxy.hub().last(10).empty());  // still no replay ring
+
+  e.proxy.hub().unsubscribe(follower);
+  exchange("/off-again", &u);
+  EXPECT_TRUE(wait_for([&] { return e.proxy.requests("GET", code_class::c2xx) == 3; }));
+  EXPECT_EQ(e.proxy.hub().recorded(), 1u);
+  EXPECT_EQ(e.proxy.metrics().trace_records(proxy::trace_outcome::recorded).Value(), 1);
+}
+
 TEST(session, upstream_closing_an_idle_keep_alive_connection_is_replaced) {
   env e;
   auto c = e.client();

@@ -51,6 +51,30 @@ TEST(Hub, ZeroBufferKeepsNothingButStillCounts) {
   EXPECT_EQ(h.recorded(), 1u);
 }
 
+TEST(Hub, WantedOnlyWhileSomethingReceivesRecords) {
+  asio::io_context ioc;
+  trace::hub with_ring({.buffer = 1, .json = {}, .follower_queue = 8}, nullptr);
+  EXPECT_TRUE(with_ring.wanted());
+
+  // --trace-buffer 0 and no uploader: tracing is off until a follower attaches.
+  trace::hub h({.buffer = 0, .json = {}, .follower_queue = 8}, nullptr);
+  EXPECT_FALSE(h.wanted());
+  std::vector<trace::entry> replay;
+  auto a = h.subscribe(ioc.get_executor(), 10, replay);
+  auto b = h.subscribe(ioc.get_executor(), 10, replay);
+  EXPECT_TRUE(h.wanted());
+  h.unsubscribe(a);
+  EXPECT_TRUE(h.wanted());
+  h.unsubscribe(b);
+  EXPECT_FALSE(h.wanted());
+
+  trace::uploader_options o;
+  o.url = "http://127.0.0.1:9/traces";
+  h.set_uploader(std::make_shared<trace::uploader>(ioc.get_executor(), o,
+                                                   *trace::parse_http_url(o.url), nullptr));
+  EXPECT_TRUE(h.wanted());
+}
+
 TEST(Hub, PushAppliesRedaction) {
   trace::hub h({.buffer = 4, .json = {{"authorization"}}, .follower_queue = 8}, nullptr);
   h.push(refused_outbound());
