@@ -136,10 +136,8 @@ asio::awaitable<void> serve_connection(io::connection_context ctx, tcp::socket c
   ctx.initial_bytes = std::move(st.bytes);
   if (ctx.proto == protocol::tcp && failed) {
     ctx.services->metrics->connections(ctx.dir, ctx.proto).Increment();
-    log()->debug(
-        "[C{}] upstream connect failed dst={} reason={}", ctx.id,
-        ctx.original_dst.address().to_string() + ":" + std::to_string(ctx.original_dst.port()),
-        failed->ec.message());
+    log()->debug("[C{}] upstream connect failed dst={} reason={}", ctx.id,
+                 io::endpoint_text(ctx.original_dst), failed->ec.message());
     co_return;  // closes the client
   }
   log()->debug("[C{}] sniffed protocol={} first_bytes={} preconnected={}", ctx.id,
@@ -161,11 +159,11 @@ asio::awaitable<void> dispatch(io::connection_context ctx, tcp::socket client,
 asio::awaitable<void> serve_tcp(io::connection_context ctx, tcp::socket client,
                                 std::optional<tcp::socket> upstream) {
   co_await asio::this_coro::throw_if_cancelled(false);
-  auto dst = ctx.original_dst.address().to_string() + ":" + std::to_string(ctx.original_dst.port());
   if (!upstream) {
     auto r = co_await io::connect_for(ctx, ctx.original_dst);
     if (!r.socket) {
-      log()->debug("[C{}] upstream connect failed dst={} error={}", ctx.id, dst, r.ec.message());
+      log()->debug("[C{}] upstream connect failed dst={} error={}", ctx.id,
+                   io::endpoint_text(ctx.original_dst), r.ec.message());
       co_return;  // closes the client
     }
     upstream = std::move(r.socket);
@@ -178,8 +176,10 @@ asio::awaitable<void> serve_tcp(io::connection_context ctx, tcp::socket client,
   opts.initial_client_bytes = std::move(ctx.initial_bytes);
   opts.splice_after = ctx.services->splice_after;
   auto r = co_await io::relay(std::move(client), std::move(*upstream), std::move(opts));
-  log()->debug("[C{}] relay closed dst={} end={} rx={} tx={}", ctx.id, dst, io::to_string(r.end),
-               r.rx, r.tx);
+  if (log()->should_log(spdlog::level::debug)) {
+    log()->debug("[C{}] relay closed dst={} end={} rx={} tx={}", ctx.id,
+                 io::endpoint_text(ctx.original_dst), io::to_string(r.end), r.rx, r.tx);
+  }
 }
 
 }  // namespace devspaces::proxy

@@ -39,11 +39,7 @@ const std::shared_ptr<spdlog::logger>& log() {
   return l;
 }
 
-std::string endpoint_text(const tcp::endpoint& ep) {
-  if (ep.address().is_v6())
-    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
-  return ep.address().to_string() + ":" + std::to_string(ep.port());
-}
+using io::endpoint_text;
 
 /// SO_REUSEPORT lets every worker own an acceptor on the same port; the kernel spreads
 /// connections across them.

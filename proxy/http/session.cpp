@@ -47,11 +47,7 @@ std::shared_ptr<spdlog::logger> log() {
   return l ? l : spdlog::default_logger();
 }
 
-std::string endpoint_text(const tcp::endpoint& ep) {
-  const auto addr = ep.address();
-  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
-  return addr.to_string() + ":" + std::to_string(ep.port());
-}
+using io::endpoint_text;
 
 const char* status_phrase(int status) {
   switch (status) {

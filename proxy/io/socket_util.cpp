@@ -9,6 +9,39 @@
 
 namespace devspaces::proxy::io {
 
+void append_endpoint(std::string& out, const boost::asio::ip::tcp::endpoint& ep) {
+  const auto addr = ep.address();
+  auto append_uint = [&out](unsigned v) {
+    char buf[8];
+    char* p = buf + sizeof buf;
+    do {
+      *--p = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+  };
+  if (addr.is_v4()) {
+    const auto b = addr.to_v4().to_bytes();
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      if (i != 0) out.push_back('.');
+      append_uint(b[i]);
+    }
+  } else {
+    out.push_back('[');
+    out.append(addr.to_string());
+    out.push_back(']');
+  }
+  out.push_back(':');
+  append_uint(ep.port());
+}
+
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
+  std::string out;
+  out.reserve(24);
+  append_endpoint(out, ep);
+  return out;
+}
+
 namespace asio = boost::asio;
 
 void close_with_reset(asio::ip::tcp::socket& s) {

@@ -1,10 +1,18 @@
 #pragma once
 
+#include <string>
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
 namespace devspaces::proxy::io {
+
+/// Appends "ip:port" (IPv4) or "[ip]:port" (IPv6) to `out`. IPv4 is formatted by hand: the
+/// trace record of every request carries endpoints, and inet_ntop formats through sprintf.
+void append_endpoint(std::string& out, const boost::asio::ip::tcp::endpoint& ep);
+/// "ip:port" / "[ip]:port" (append_endpoint into a new string).
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep);
 
 /// Closes a socket so that the peer sees a TCP RST instead of a FIN (SO_LINGER with timeout 0).
 void close_with_reset(boost::asio::ip::tcp::socket& s);

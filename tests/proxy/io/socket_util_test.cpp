@@ -1,0 +1,36 @@
+#include "proxy/io/socket_util.hpp"
+
+#include <gtest/gtest.h>
+
+namespace devspaces::test {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::make_address;
+using asio::ip::tcp;
+
+TEST(endpoint_text, ipv4_is_dotted_quad_and_port) {
+  EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("198.18.0.1"), 8080)),
+            "198.18.0.1:8080");
+  EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("0.0.0.0"), 0)), "0.0.0.0:0");
+  EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("255.255.255.255"), 65535)),
+            "255.255.255.255:65535");
+  EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("10.0.100.9"), 80)),
+            "10.0.100.9:80");
+}
+
+TEST(endpoint_text, ipv6_is_bracketed) {
+  EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("::1"), 15001)), "[::1]:15001");
+  EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("fd00::6"), 80)), "[fd00::6]:80");
+  EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("::ffff:198.18.0.1"), 1)),
+            "[::ffff:198.18.0.1]:1");
+}
+
+TEST(endpoint_text, appends) {
+  std::string out = "dst=";
+  proxy::io::append_endpoint(out, tcp::endpoint(make_address("127.0.0.6"), 9));
+  EXPECT_EQ(out, "dst=127.0.0.6:9");
+}
+
+}  // namespace
+}  // namespace devspaces::test
