@@ -1,11 +1,38 @@
 #include "proxy/trace/record.hpp"
 
 #include <atomic>
-#include <ctime>
+#include <cstring>
 #include <random>
 
 namespace devspaces::proxy::trace {
 namespace {
+
+// Word-at-a-time tests on 8 bytes (bodies are scanned twice per serialised record: once to
+// tell text from binary, once to escape; byte loops cost ~40 instructions per byte there).
+constexpr std::uint64_t ones = 0x0101010101010101ULL;
+constexpr std::uint64_t highs = 0x8080808080808080ULL;
+
+std::uint64_t load8(const char* p) {
+  std::uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+// Some byte of w is zero.
+bool any_zero(std::uint64_t w) {
+  return ((w - ones) & ~w & highs) != 0;
+}
+// Some byte of w is below n (n <= 0x80).
+bool any_below(std::uint64_t w, std::uint64_t n) {
+  return ((w - ones * n) & ~w & highs) != 0;
+}
+// All 8 bytes are printable ASCII (0x20..0x7F).
+bool printable_ascii(std::uint64_t w) {
+  return (w & highs) == 0 && !any_below(w, 0x20);
+}
+// All 8 bytes go into a JSON string as they are: printable ASCII other than '"' and '\\'.
+bool json_plain(std::uint64_t w) {
+  return printable_ascii(w) && !any_zero(w ^ (ones * '"')) && !any_zero(w ^ (ones * '\\'));
+}
 
 // Length of the UTF-8 sequence starting at s[i] when it is well-formed (no overlongs, no
 // surrogates, <= U+10FFFF); 0 when malformed; -1 when it is a valid start cut by the end.
@@ -45,6 +72,10 @@ bool allowed_control(unsigned char c) {
 std::size_t text_length(std::string_view s, bool cut_allowed) {
   std::size_t i = 0;
   while (i < s.size()) {
+    if (s.size() - i >= 8 && printable_ascii(load8(s.data() + i))) {
+      i += 8;
+      continue;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 && !allowed_control(c)) return std::string_view::npos;
     const int len = utf8_sequence(s, i);
@@ -67,6 +98,7 @@ void append_string(std::string& out, std::string_view s) {
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
       // Copy the run of plain ASCII at once.
       std::size_t j = i + 1;
+      while (s.size() - j >= 8 && json_plain(load8(s.data() + j))) j += 8;
       while (j < s.size()) {
         const auto d = static_cast<unsigned char>(s[j]);
         if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
@@ -238,19 +270,45 @@ std::string base64_encode(std::string_view bytes) {
 std::string format_timestamp(std::chrono::system_clock::time_point ts) {
   using namespace std::chrono;
   const auto us = duration_cast<microseconds>(ts.time_since_epoch()).count();
-  auto secs = static_cast<std::time_t>(us / 1'000'000);
+  auto secs = us / 1'000'000;
   auto frac = us % 1'000'000;
   if (frac < 0) {
     frac += 1'000'000;
     --secs;
   }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  const auto n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
-                               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                               tm.tm_sec, static_cast<long long>(frac));
-  return std::string(buf, static_cast<std::size_t>(n));
+  auto days = secs / 86'400;
+  auto sod = secs % 86'400;
+  if (sod < 0) {
+    sod += 86'400;
+    --days;
+  }
+  const year_month_day ymd{sys_days{std::chrono::days{days}}};
+  const int year = static_cast<int>(ymd.year());
+  const auto month = static_cast<unsigned>(ymd.month());
+  const auto day = static_cast<unsigned>(ymd.day());
+  // "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (years 0..9999, as RFC 3339 allows).
+  char buf[27];
+  auto put = [&buf](std::size_t at, std::int64_t v, int width) {
+    for (int k = width - 1; k >= 0; --k) {
+      buf[at + static_cast<std::size_t>(k)] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  };
+  put(0, year < 0 ? 0 : (year > 9999 ? 9999 : year), 4);
+  buf[4] = '-';
+  put(5, month, 2);
+  buf[7] = '-';
+  put(8, day, 2);
+  buf[10] = 'T';
+  put(11, sod / 3600, 2);
+  buf[13] = ':';
+  put(14, sod / 60 % 60, 2);
+  buf[16] = ':';
+  put(17, sod % 60, 2);
+  buf[19] = '.';
+  put(20, frac, 6);
+  buf[26] = 'Z';
+  return std::string(buf, sizeof buf);
 }
 
 std::string next_id() {

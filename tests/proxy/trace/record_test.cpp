@@ -1,5 +1,7 @@
 #include "proxy/trace/record.hpp"
 
+#include <ctime>
+#include <random>
 #include <set>
 #include <string>
 
@@ -169,6 +171,40 @@ TEST(RecordJson, InvalidUtf8BodyIsBase64) {
   EXPECT_EQ(o.at("response").as_object().at("body").as_string(), "YWLDKA==");
 }
 
+// Every special byte at every offset of a body long enough for the word-at-a-time scans:
+// text or base64 decided as a byte-by-byte reading would, and text decoded back exactly.
+TEST(RecordJson, SpecialBytesAtEveryOffsetOfALongBody) {
+  struct special {
+    std::string bytes;
+    bool text;
+  };
+  const std::vector<special> specials = {
+      {"\"", true},       {"\\", true},           {"\t", true},
+      {"\n", true},       {"\x7f", true},         {"\x1b", true},
+      {"\xc3\xa9", true}, {"\xe2\x9c\x93", true}, {std::string(1, '\0'), false},
+      {"\x01", false},    {"\x1f", false},        {"\x80", false},
+      {"\xff", false},    {"\xc3(", false}};
+  for (const auto& sp : specials) {
+    for (std::size_t at = 0; at < 24; ++at) {
+      std::string body(at, 'a');
+      body += sp.bytes;
+      body += std::string(24 - at, 'z');
+      auto r = walkthrough_outbound();
+      r.response->body = {};
+      set_body(r.response->body, body);
+      r.request.target = "/" + body;  // also escaped as a string, whatever its bytes
+      const auto line = trace::to_json(r, default_redaction);
+      const auto o = parse(line);
+      const auto& res = o.at("response").as_object();
+      EXPECT_EQ(!res.contains("body_encoding"), sp.text) << at << " " << line;
+      if (sp.text) {
+        EXPECT_EQ(res.at("body").as_string(), body) << at;
+        EXPECT_EQ(o.at("request").as_object().at("target").as_string(), "/" + body) << at;
+      }
+    }
+  }
+}
+
 TEST(BodyCapture, KeepsAllTextBelowTheLimit) {
   trace::body_capture b;
   b.append(std::string_view("hello"), 1024);
@@ -252,6 +288,37 @@ TEST(Timestamp, Rfc3339WithMicrosecondsAndZ) {
   EXPECT_EQ(trace::format_timestamp(sample_time()), "2026-11-21T20:47:09.700123Z");
   EXPECT_EQ(trace::format_timestamp(std::chrono::system_clock::time_point{}),
             "1970-01-01T00:00:00.000000Z");
+  using std::chrono::microseconds;
+  EXPECT_EQ(trace::format_timestamp(std::chrono::system_clock::time_point{microseconds{-1}}),
+            "1969-12-31T23:59:59.999999Z");
+  // 2028-02-29 (leap day), 2000-03-01 after a century leap year.
+  EXPECT_EQ(trace::format_timestamp(
+                std::chrono::system_clock::time_point{microseconds{1835481599'000001LL}}),
+            "2028-02-29T23:59:59.000001Z");
+  EXPECT_EQ(trace::format_timestamp(
+                std::chrono::system_clock::time_point{microseconds{951868800'000000LL}}),
+            "2000-03-01T00:00:00.000000Z");
+}
+
+TEST(Timestamp, AgreesWithGmtimeOverThreeCenturies) {
+  std::mt19937_64 rng(7);
+  // 1900-2255 (system_clock counts nanoseconds: about 292 years either side of 1970).
+  std::uniform_int_distribution<std::int64_t> secs(-2'208'988'800LL, 9'000'000'000LL);
+  for (int i = 0; i < 20000; ++i) {
+    const std::int64_t s = secs(rng);
+    const auto frac = static_cast<long long>(rng() % 1'000'000);
+    const std::int64_t us = s * 1'000'000 + frac;
+    const auto t = static_cast<std::time_t>(s);
+    std::tm tm{};
+    ASSERT_NE(gmtime_r(&t, &tm), nullptr);
+    char want[40];
+    std::snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    ASSERT_EQ(trace::format_timestamp(
+                  std::chrono::system_clock::time_point{std::chrono::microseconds{us}}),
+              want)
+        << s;
+  }
 }
 
 TEST(Ids, ShortUniqueBase36) {
