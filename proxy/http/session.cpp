@@ -47,8 +47,6 @@ std::shared_ptr<spdlog::logger> log() {
   return l ? l : spdlog::default_logger();
 }
 
-using io::endpoint_text;
-
 const char* status_phrase(int status) {
   switch (status) {
     case 400:
@@ -282,8 +280,8 @@ void session::begin_record() {
   r.outbound = ctx_.dir == direction::outbound;
   r.pod = cfg_.pod_name;
   r.space = cfg_.space;
-  r.client = endpoint_text(ctx_.client);
-  r.original_dst = endpoint_text(ctx_.original_dst);
+  r.client = io::format_endpoint(ctx_.client).view();
+  r.original_dst = io::format_endpoint(ctx_.original_dst).view();
   // The start line spans are set as soon as they were parsed, also when the head failed.
   r.request.method = req_.text(rh.method);
   r.request.target = req_.text(rh.target);
@@ -731,7 +729,7 @@ asio::awaitable<bool> session::exchange() {
       rec_->route = std::move(rr.decision);
     }
   }
-  if (rec_) rec_->upstream = endpoint_text(target);
+  if (rec_) rec_->upstream = io::format_endpoint(target).view();
 
   // ---- upstream, forward the head and what was buffered of the body
   for (int attempt = 0;; ++attempt) {

@@ -9,37 +9,45 @@
 
 namespace devspaces::proxy::io {
 
-void append_endpoint(std::string& out, const boost::asio::ip::tcp::endpoint& ep) {
-  const auto addr = ep.address();
-  auto append_uint = [&out](unsigned v) {
+endpoint_chars format_endpoint(const boost::asio::ip::tcp::endpoint& ep) {
+  endpoint_chars out;
+  std::size_t n = 0;
+  auto put = [&out, &n](char c) {
+    if (n < endpoint_chars::capacity) out.data[n++] = c;
+  };
+  auto put_uint = [&put](unsigned v) {
     char buf[8];
     char* p = buf + sizeof buf;
     do {
       *--p = static_cast<char>('0' + v % 10);
       v /= 10;
     } while (v != 0);
-    out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+    while (p != buf + sizeof buf) put(*p++);
   };
+  const auto addr = ep.address();
   if (addr.is_v4()) {
     const auto b = addr.to_v4().to_bytes();
     for (std::size_t i = 0; i < b.size(); ++i) {
-      if (i != 0) out.push_back('.');
-      append_uint(b[i]);
+      if (i != 0) put('.');
+      put_uint(b[i]);
     }
   } else {
-    out.push_back('[');
-    out.append(addr.to_string());
-    out.push_back(']');
+    put('[');
+    for (char c : addr.to_string()) put(c);  // with a %scope when link-local
+    put(']');
   }
-  out.push_back(':');
-  append_uint(ep.port());
+  put(':');
+  put_uint(ep.port());
+  out.size = n;
+  return out;
+}
+
+void append_endpoint(std::string& out, const boost::asio::ip::tcp::endpoint& ep) {
+  out.append(format_endpoint(ep).view());
 }
 
 std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
-  std::string out;
-  out.reserve(24);
-  append_endpoint(out, ep);
-  return out;
+  return std::string(format_endpoint(ep).view());
 }
 
 namespace asio = boost::asio;

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -8,8 +10,21 @@
 
 namespace devspaces::proxy::io {
 
-/// Appends "ip:port" (IPv4) or "[ip]:port" (IPv6) to `out`. IPv4 is formatted by hand: the
-/// trace record of every request carries endpoints, and inet_ntop formats through sprintf.
+/// An endpoint's text in a fixed buffer: "ip:port" (IPv4) or "[ip]:port" (IPv6, with a %scope
+/// when link-local; cut at `capacity`, which no real address reaches).
+struct endpoint_chars {
+  static constexpr std::size_t capacity = 80;
+  char data[capacity];
+  std::size_t size = 0;
+  /// The text.
+  std::string_view view() const { return {data, size}; }
+};
+
+/// Formats without allocating (IPv4 by hand: every traced request carries three endpoints, and
+/// inet_ntop formats through sprintf).
+endpoint_chars format_endpoint(const boost::asio::ip::tcp::endpoint& ep);
+
+/// Appends format_endpoint(ep) to `out`.
 void append_endpoint(std::string& out, const boost::asio::ip::tcp::endpoint& ep);
 /// "ip:port" / "[ip]:port" (append_endpoint into a new string).
 std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep);

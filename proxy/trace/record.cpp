@@ -160,12 +160,17 @@ void append_optional(std::string& out, const std::optional<std::string>& s) {
   }
 }
 
-void append_address(std::string& out, const std::string& s) {
+// A string, or null when empty.
+void append_nullable(std::string& out, std::string_view s) {
   if (s.empty()) {
     out.append("null");
   } else {
     append_string(out, s);
   }
+}
+
+void append_address(std::string& out, const address_text& s) {
+  append_nullable(out, s.view());
 }
 
 void append_uint(std::string& out, std::uint64_t v) {
@@ -379,7 +384,7 @@ void append_json(std::string& out, const record& r, const json_options& opts) {
   out.append(",\"version\":");
   append_string(out, q.version);
   out.append(",\"host\":");
-  append_address(out, q.host);
+  append_nullable(out, q.host);
   out.append(",\"headers\":");
   append_headers(out, q.headers, opts);
   append_body(out, q.body);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,6 +36,34 @@ struct body_capture {
   }
 };
 
+/// An endpoint as text ("10.0.0.7:80", "[fd00::5]:40000"), held inline: a record carries three
+/// per exchange, and strings of that length would be a heap allocation each. Longer text is cut
+/// at `capacity` (no real address reaches it).
+class address_text {
+ public:
+  static constexpr std::size_t capacity = 80;
+  address_text() = default;
+  /// From text (implicit, so records are filled like strings).
+  address_text(std::string_view s) { assign(s); }  // NOLINT(google-explicit-constructor)
+  /// Replaces the text.
+  address_text& operator=(std::string_view s) {
+    assign(s);
+    return *this;
+  }
+  /// The text.
+  std::string_view view() const { return {buf_, len_}; }
+  /// No endpoint (serialised as null).
+  bool empty() const { return len_ == 0; }
+
+ private:
+  void assign(std::string_view s) {
+    len_ = s.size() < capacity ? s.size() : capacity;
+    std::memcpy(buf_, s.data(), len_);
+  }
+  char buf_[capacity] = {};
+  std::size_t len_ = 0;
+};
+
 /// Request side of a trace record. Header names as received (serialised lowercase).
 struct request_info {
   std::string method;
@@ -62,9 +91,9 @@ struct record {
   bool outbound = false;  ///< direction
   std::string pod;
   std::string space;
-  std::string client;        ///< "ip:port" / "[v6]:port"
-  std::string original_dst;  ///< "ip:port"
-  std::string upstream;      ///< "ip:port" actually used; empty when none
+  address_text client;        ///< "ip:port" / "[v6]:port"
+  address_text original_dst;  ///< "ip:port"
+  address_text upstream;      ///< "ip:port" actually used; empty when none
   std::optional<std::string> route_as;
   routing::route_source route_as_source = routing::route_source::none;
   routing::route_decision route;

@@ -26,6 +26,16 @@ TEST(endpoint_text, ipv6_is_bracketed) {
             "[::ffff:198.18.0.1]:1");
 }
 
+TEST(endpoint_text, matches_asio_address_text) {
+  for (const char* a : {"198.18.0.1", "::1", "fe80::1%1", "::ffff:10.0.0.1"}) {
+    const tcp::endpoint ep(make_address(a), 15090);
+    const auto text = ep.address().to_string();
+    const auto want = ep.address().is_v6() ? "[" + text + "]:15090" : text + ":15090";
+    EXPECT_EQ(proxy::io::format_endpoint(ep).view(), want) << a;
+    EXPECT_EQ(proxy::io::endpoint_text(ep), want) << a;
+  }
+}
+
 TEST(endpoint_text, appends) {
   std::string out = "dst=";
   proxy::io::append_endpoint(out, tcp::endpoint(make_address("127.0.0.6"), 9));

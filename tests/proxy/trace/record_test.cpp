@@ -205,6 +205,22 @@ TEST(RecordJson, SpecialBytesAtEveryOffsetOfALongBody) {
   }
 }
 
+TEST(AddressText, HoldsTextInlineAndCutsAtCapacity) {
+  trace::address_text a;
+  EXPECT_TRUE(a.empty());
+  a = "[fd00::5]:40000";
+  EXPECT_EQ(a.view(), "[fd00::5]:40000");
+  const std::string longest =
+      "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%averylongifname]:65535";
+  a = longest;
+  EXPECT_EQ(a.view(), longest);
+  a = std::string(200, 'x');
+  EXPECT_EQ(a.view(), std::string(trace::address_text::capacity, 'x'));
+  auto r = walkthrough_outbound();
+  r.upstream = "";
+  EXPECT_EQ(parse(trace::to_json(r, default_redaction)).at("upstream"), nullptr);
+}
+
 TEST(BodyCapture, KeepsAllTextBelowTheLimit) {
   trace::body_capture b;
   b.append(std::string_view("hello"), 1024);
