@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -99,38 +100,40 @@ asio::awaitable<void> connect_and_listen(const io::connection_context& ctx,
   co_await up->async_wait(tcp::socket::wait_read, token{});
 }
 
-}  // namespace
-
-asio::awaitable<void> serve_connection(io::connection_context ctx, tcp::socket client) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  const config& cfg = *ctx.services->cfg;
+/// A connection between accept and its protocol handler, in one allocation freed before the
+/// connection settles into HTTP or TCP: no coroutine frame keeps moved-from copies of the
+/// context and sockets for the connection's life.
+struct pending_connection {
+  io::connection_context ctx;
+  tcp::socket client;
   std::optional<tcp::socket> upstream;
-  const auto& opaque = cfg.opaque_ports;
-  if (std::find(opaque.begin(), opaque.end(), ctx.original_dst.port()) != opaque.end()) {
-    ctx.proto = protocol::tcp;
-    co_await dispatch(std::move(ctx), std::move(client), std::nullopt);
-    co_return;
-  }
+};
 
+/// Sniffs the client's first bytes (connecting upstream meanwhile, see serve_connection) and
+/// sets c.ctx.proto and c.ctx.initial_bytes; false when the connection ends here.
+asio::awaitable<bool> sniff(pending_connection& c) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  auto& ctx = c.ctx;
+  const config& cfg = *ctx.services->cfg;
   const auto start = clock::now();
   const auto window_end = start + cfg.sniff_timeout;
   sniff_state st;
   // 1. A short grace for client-first protocols, which send at once.
-  co_await read_first_bytes(client, st, start + speculative_connect_delay(cfg.sniff_timeout));
+  co_await read_first_bytes(c.client, st, start + speculative_connect_delay(cfg.sniff_timeout));
   // 2. Still silent: connect upstream while waiting, and stop waiting if the server speaks first.
   std::optional<io::connect_result> failed;
   if (st.verdict == sniff_verdict::need_more && !st.client_eof && !st.client_error &&
       clock::now() < window_end) {
-    auto r = co_await (read_first_bytes(client, st, window_end) ||
-                       connect_and_listen(ctx, upstream, failed));
+    auto r = co_await (read_first_bytes(c.client, st, window_end) ||
+                       connect_and_listen(ctx, c.upstream, failed));
     if (r.index() == 1 && failed) {
       // The upstream is unreachable; an HTTP client may still be routed elsewhere.
-      co_await read_first_bytes(client, st, window_end);
+      co_await read_first_bytes(c.client, st, window_end);
     }
   }
   if (st.client_error) {
     log()->debug("[C{}] client error while sniffing", ctx.id);
-    co_return;
+    co_return false;
   }
   ctx.proto = st.verdict == sniff_verdict::http ? protocol::http : protocol::tcp;
   ctx.initial_bytes = std::move(st.bytes);
@@ -138,48 +141,88 @@ asio::awaitable<void> serve_connection(io::connection_context ctx, tcp::socket c
     ctx.services->metrics->connections(ctx.dir, ctx.proto).Increment();
     log()->debug("[C{}] upstream connect failed dst={} reason={}", ctx.id,
                  io::endpoint_text(ctx.original_dst), failed->ec.message());
-    co_return;  // closes the client
+    co_return false;  // closes the client
   }
   log()->debug("[C{}] sniffed protocol={} first_bytes={} preconnected={}", ctx.id,
                ctx.proto == protocol::http ? "http" : "tcp", ctx.initial_bytes.size(),
-               upstream.has_value());
-  co_await dispatch(std::move(ctx), std::move(client), std::move(upstream));
+               c.upstream.has_value());
+  co_return true;
+}
+
+asio::awaitable<void> sniff_then_dispatch(std::unique_ptr<pending_connection> c) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  const bool go = co_await sniff(*c);
+  if (!go) co_return;
+  auto next = dispatch(std::move(c->ctx), std::move(c->client), std::move(c->upstream));
+  c.reset();
+  co_await std::move(next);
+}
+
+/// Connects c.upstream to the original destination; false (logged) when that fails.
+asio::awaitable<bool> connect_original(pending_connection& c) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  auto r = co_await io::connect_for(c.ctx, c.ctx.original_dst);
+  if (!r.socket) {
+    log()->debug("[C{}] upstream connect failed dst={} error={}", c.ctx.id,
+                 io::endpoint_text(c.ctx.original_dst), r.ec.message());
+    co_return false;
+  }
+  c.upstream = std::move(r.socket);
+  co_return true;
+}
+
+asio::awaitable<void> connect_and_relay(std::unique_ptr<pending_connection> c) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  if (!c->upstream) {
+    const bool connected = co_await connect_original(*c);
+    if (!connected) co_return;  // closes the client
+  }
+  const auto id = c->ctx.id;
+  const auto dst = c->ctx.original_dst;
+  io::relay_options opts;
+  opts.idle_timeout = c->ctx.services->cfg->idle_timeout;
+  opts.metrics = c->ctx.services->metrics;
+  opts.dir = c->ctx.dir;
+  opts.id = id;
+  opts.initial_client_bytes = std::move(c->ctx.initial_bytes);
+  opts.splice_after = c->ctx.services->splice_after;
+  auto relay = io::relay(std::move(c->client), std::move(*c->upstream), std::move(opts));
+  c.reset();
+  const auto r = co_await std::move(relay);
+  if (log()->should_log(spdlog::level::debug)) {
+    log()->debug("[C{}] relay closed dst={} end={} rx={} tx={}", id, io::endpoint_text(dst),
+                 io::to_string(r.end), r.rx, r.tx);
+  }
+}
+
+}  // namespace
+
+// serve_connection, dispatch and serve_tcp are plain functions returning the awaitable of the
+// coroutine that does the work, so the chain of frames an idle connection holds stays short.
+
+asio::awaitable<void> serve_connection(io::connection_context ctx, tcp::socket client) {
+  const auto& opaque = ctx.services->cfg->opaque_ports;
+  if (std::find(opaque.begin(), opaque.end(), ctx.original_dst.port()) != opaque.end()) {
+    ctx.proto = protocol::tcp;
+    return dispatch(std::move(ctx), std::move(client), std::nullopt);
+  }
+  return sniff_then_dispatch(std::make_unique<pending_connection>(
+      pending_connection{std::move(ctx), std::move(client), std::nullopt}));
 }
 
 asio::awaitable<void> dispatch(io::connection_context ctx, tcp::socket client,
                                std::optional<tcp::socket> upstream) {
   ctx.services->metrics->connections(ctx.dir, ctx.proto).Increment();
   if (ctx.proto == protocol::http) {
-    co_await http::run_http_session(std::move(client), std::move(ctx), std::move(upstream));
-    co_return;
+    return http::run_http_session(std::move(client), std::move(ctx), std::move(upstream));
   }
-  co_await serve_tcp(std::move(ctx), std::move(client), std::move(upstream));
+  return serve_tcp(std::move(ctx), std::move(client), std::move(upstream));
 }
 
 asio::awaitable<void> serve_tcp(io::connection_context ctx, tcp::socket client,
                                 std::optional<tcp::socket> upstream) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  if (!upstream) {
-    auto r = co_await io::connect_for(ctx, ctx.original_dst);
-    if (!r.socket) {
-      log()->debug("[C{}] upstream connect failed dst={} error={}", ctx.id,
-                   io::endpoint_text(ctx.original_dst), r.ec.message());
-      co_return;  // closes the client
-    }
-    upstream = std::move(r.socket);
-  }
-  io::relay_options opts;
-  opts.idle_timeout = ctx.services->cfg->idle_timeout;
-  opts.metrics = ctx.services->metrics;
-  opts.dir = ctx.dir;
-  opts.id = ctx.id;
-  opts.initial_client_bytes = std::move(ctx.initial_bytes);
-  opts.splice_after = ctx.services->splice_after;
-  auto r = co_await io::relay(std::move(client), std::move(*upstream), std::move(opts));
-  if (log()->should_log(spdlog::level::debug)) {
-    log()->debug("[C{}] relay closed dst={} end={} rx={} tx={}", ctx.id,
-                 io::endpoint_text(ctx.original_dst), io::to_string(r.end), r.rx, r.tx);
-  }
+  return connect_and_relay(std::make_unique<pending_connection>(
+      pending_connection{std::move(ctx), std::move(client), std::move(upstream)}));
 }
 
 }  // namespace devspaces::proxy

@@ -108,65 +108,66 @@ std::string_view describe(parse_error e) {
   return "unknown";
 }
 
-struct parser::impl {
+struct parser::impl : parser::message_state {
   llhttp_t p{};
-  parser* owner = nullptr;
 
-  static parser& self(llhttp_t* p) { return *static_cast<impl*>(p->data)->owner; }
+  static impl& self(llhttp_t* p) { return *static_cast<impl*>(p->data); }
 
-  static std::uint32_t off(parser& s, const char* at) {
-    return static_cast<std::uint32_t>(at - s.base_);
+  std::string_view text(byte_span s) const { return {base + s.off, s.len}; }
+
+  static std::uint32_t off(impl& s, const char* at) {
+    return static_cast<std::uint32_t>(at - s.base);
   }
-  static void extend(parser& s, byte_span& span, bool& open, const char* at, std::size_t len) {
+  static void extend(impl& s, byte_span& span, bool& open, const char* at, std::size_t len) {
     if (!open) {
       span.off = off(s, at);
       open = true;
     }
-    span.len = static_cast<std::uint32_t>(at + len - (s.base_ + span.off));
+    span.len = static_cast<std::uint32_t>(at + len - (s.base + span.off));
   }
-  static void extend_simple(parser& s, byte_span& span, const char* at, std::size_t len) {
+  static void extend_simple(impl& s, byte_span& span, const char* at, std::size_t len) {
     if (span.len == 0) span.off = off(s, at);
-    span.len = static_cast<std::uint32_t>(at + len - (s.base_ + span.off));
+    span.len = static_cast<std::uint32_t>(at + len - (s.base + span.off));
   }
 
   static int on_method(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
-    if (s.msg_start_ == nullptr) s.msg_start_ = at;
-    extend_simple(s, s.head_.method, at, len);
+    if (s.msg_start == nullptr) s.msg_start = at;
+    extend_simple(s, s.head.method, at, len);
     return 0;
   }
   static int on_url(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
-    extend_simple(s, s.head_.target, at, len);
+    extend_simple(s, s.head.target, at, len);
     return 0;
   }
   static int on_version(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
-    if (s.head_complete_) return 0;
-    if (s.msg_start_ == nullptr && at - s.base_ >= 5) s.msg_start_ = at - 5;  // "HTTP/"
-    extend_simple(s, s.head_.version, at, len);
+    if (s.head_complete) return 0;
+    if (s.msg_start == nullptr && at - s.base >= 5) s.msg_start = at - 5;  // "HTTP/"
+    extend_simple(s, s.head.version, at, len);
     return 0;
   }
   static int on_status(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
-    extend_simple(s, s.head_.reason, at, len);
+    extend_simple(s, s.head.reason, at, len);
     return 0;
   }
   static int on_header_field(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
-    if (s.head_complete_) return 0;  // trailers are forwarded, not recorded
-    if (!s.in_name_) {
-      s.head_.headers.emplace_back();
-      s.in_value_ = false;
+    if (s.head_complete) return 0;  // trailers are forwarded, not recorded
+    if (!s.in_name) {
+      s.head.headers.emplace_back();
+      s.in_value = false;
     }
-    extend(s, s.head_.headers.back().name, s.in_name_, at, len);
+    extend(s, s.head.headers.back().name, s.in_name, at, len);
     return 0;
   }
   static int on_header_field_complete(llhttp_t* p) {
     auto& s = self(p);
-    if (s.head_complete_ || s.head_.headers.empty()) return 0;
-    s.in_name_ = false;
-    auto& h = s.head_.headers.back();
+    if (s.head_complete || s.head.headers.empty()) return 0;
+    s.in_name = false;
+    auto& h = s.head.headers.back();
     h.value = {h.name.off + h.name.len, 0};
     return 0;
   }
@@ -174,53 +175,53 @@ struct parser::impl {
     auto& s = self(p);
     // llhttp reports an empty value as a zero-length span past the line end: ignore it, the
     // value's position is fixed in on_header_value_complete.
-    if (s.head_complete_ || s.head_.headers.empty() || len == 0) return 0;
-    extend(s, s.head_.headers.back().value, s.in_value_, at, len);
+    if (s.head_complete || s.head.headers.empty() || len == 0) return 0;
+    extend(s, s.head.headers.back().value, s.in_value, at, len);
     return 0;
   }
   static int on_header_value_complete(llhttp_t* p) {
     auto& s = self(p);
-    if (s.head_complete_ || s.head_.headers.empty()) return 0;
-    s.in_value_ = false;
-    auto& h = s.head_.headers.back();
-    while (h.value.len > 0 && is_ows(s.base_[h.value.off + h.value.len - 1])) --h.value.len;
+    if (s.head_complete || s.head.headers.empty()) return 0;
+    s.in_value = false;
+    auto& h = s.head.headers.back();
+    while (h.value.len > 0 && is_ows(s.base[h.value.off + h.value.len - 1])) --h.value.len;
     if (h.value.len == 0) {
       // An empty value sits right before the line's CR (after ':' and any OWS), so an edit
       // that fills it in stays on its own line.
       auto pos = h.name.off + h.name.len + 1;
-      while (is_ows(s.base_[pos])) ++pos;
+      while (is_ows(s.base[pos])) ++pos;
       h.value.off = pos;
     }
     h.line = {h.name.off, h.value.off + h.value.len - h.name.off};
     return 0;
   }
 
-  static int fail(parser& s, parse_error e) {
-    s.error_ = e;
+  static int fail(impl& s, parse_error e) {
+    s.error = e;
     return -1;
   }
 
   static int on_headers_complete(llhttp_t* p) {
     auto& s = self(p);
-    s.head_complete_ = true;
-    const char* start = s.msg_start_ != nullptr ? s.msg_start_ : s.base_;
+    s.head_complete = true;
+    const char* start = s.msg_start != nullptr ? s.msg_start : s.base;
     std::size_t head_len = 0;
-    if (auto e = scan_head(start, s.fed_end_, head_len); e != parse_error::none) return fail(s, e);
+    if (auto e = scan_head(start, s.fed_end, head_len); e != parse_error::none) return fail(s, e);
     if (head_len == 0) return fail(s, parse_error::malformed);
-    s.head_.start = off(s, start);
-    s.head_.end = static_cast<std::uint32_t>(s.head_.start + head_len);
-    if (head_len > s.max_head_) return fail(s, parse_error::head_too_large);
-    s.head_.http_major = llhttp_get_http_major(p);
-    s.head_.http_minor = llhttp_get_http_minor(p);
-    s.head_.status = s.kind_ == kind::response ? llhttp_get_status_code(p) : 0;
-    s.head_.chunked = (p->flags & F_CHUNKED) != 0;
+    s.head.start = off(s, start);
+    s.head.end = static_cast<std::uint32_t>(s.head.start + head_len);
+    if (head_len > s.max_head) return fail(s, parse_error::head_too_large);
+    s.head.http_major = llhttp_get_http_major(p);
+    s.head.http_minor = llhttp_get_http_minor(p);
+    s.head.status = s.k == kind::response ? llhttp_get_status_code(p) : 0;
+    s.head.chunked = (p->flags & F_CHUNKED) != 0;
 
     // Framing checks done here rather than trusted to llhttp alone (request smuggling).
     const header_field* cl = nullptr;
     int te_count = 0;
     bool chunked_last = false;
     int chunked_count = 0;
-    for (const auto& h : s.head_.headers) {
+    for (const auto& h : s.head.headers) {
       const auto name = s.text(h.name);
       const auto value = s.text(h.value);
       if (iequals(name, "content-length")) {
@@ -239,41 +240,41 @@ struct parser::impl {
           rest.remove_prefix(comma + 1);
         }
       } else if (iequals(name, "expect") && iequals(trim(value), "100-continue")) {
-        s.head_.expect_continue = true;
+        s.head.expect_continue = true;
       }
     }
     if (cl != nullptr && te_count > 0) return fail(s, parse_error::both_cl_te);
     if (te_count > 0) {
-      const bool request = s.kind_ == kind::request;
+      const bool request = s.k == kind::request;
       if (chunked_count > 1 || (chunked_count == 1 && !chunked_last)) {
         return fail(s, parse_error::bad_transfer_encoding);
       }
       if (request && !chunked_last) return fail(s, parse_error::bad_transfer_encoding);
     }
     if (cl != nullptr) {
-      s.head_.has_content_length = true;
-      s.head_.content_length = p->content_length;
+      s.head.has_content_length = true;
+      s.head.content_length = p->content_length;
     }
 
-    if (s.kind_ == kind::response) {
-      const int st = s.head_.status;
-      if (s.connect_request_ && st >= 200 && st < 300) return 2;
+    if (s.k == kind::response) {
+      const int st = s.head.status;
+      if (s.connect_request && st >= 200 && st < 300) return 2;
       if (st == 101) return 0;
-      if (s.head_request_ || (st >= 100 && st < 200) || st == 204 || st == 304) return 1;
+      if (s.head_request || (st >= 100 && st < 200) || st == 204 || st == 304) return 1;
     }
     return 0;
   }
 
   static int on_body(llhttp_t* p, const char* at, std::size_t len) {
-    self(p).body_.emplace_back(at, len);
+    self(p).body.emplace_back(at, len);
     return 0;
   }
 
   static int on_message_complete(llhttp_t* p) {
     auto& s = self(p);
-    s.done_ = true;
-    s.keep_alive_ = llhttp_should_keep_alive(p) != 0;
-    s.upgrade_ = llhttp_get_upgrade(p) != 0;
+    s.done = true;
+    s.keep_alive = llhttp_should_keep_alive(p) != 0;
+    s.upgrade = llhttp_get_upgrade(p) != 0;
     return HPE_PAUSED;
   }
 
@@ -297,15 +298,15 @@ struct parser::impl {
     return st;
   }
 
-  static parse_error map(parser& s, llhttp_errno_t err) {
-    if (s.error_ != parse_error::none) return s.error_;
-    if (!s.head_complete_) {
+  static parse_error map(impl& s, llhttp_errno_t err) {
+    if (s.error != parse_error::none) return s.error;
+    if (!s.head_complete) {
       // llhttp stopped inside the head: name the precise shape when the raw bytes show it.
-      const char* start = s.msg_start_ != nullptr ? s.msg_start_ : s.base_;
+      const char* start = s.msg_start != nullptr ? s.msg_start : s.base;
       std::size_t ignored = 0;
-      if (auto e = scan_head(start, s.fed_end_, ignored); e != parse_error::none) return e;
+      if (auto e = scan_head(start, s.fed_end, ignored); e != parse_error::none) return e;
     }
-    const char* reason = llhttp_get_error_reason(&s.impl_->p);
+    const char* reason = llhttp_get_error_reason(&s.p);
     switch (err) {
       case HPE_INVALID_METHOD:
         return parse_error::bad_method;
@@ -334,66 +335,85 @@ struct parser::impl {
       case HPE_CR_EXPECTED:
       case HPE_UNEXPECTED_SPACE:
       case HPE_INVALID_CONSTANT:
-        return s.head_complete_ ? parse_error::bad_chunk : parse_error::malformed;
+        return s.head_complete ? parse_error::bad_chunk : parse_error::malformed;
       default:
-        return s.head_complete_ ? parse_error::bad_chunk : parse_error::malformed;
+        return s.head_complete ? parse_error::bad_chunk : parse_error::malformed;
     }
   }
 };
 
-parser::parser(kind k, std::size_t max_head_bytes)
-    : impl_(std::make_unique<impl>()), kind_(k), max_head_(max_head_bytes) {
-  impl_->owner = this;
-  begin_message(nullptr);
-}
+parser::parser(kind k, std::size_t max_head_bytes) : kind_(k), max_head_(max_head_bytes) {}
 
 parser::~parser() = default;
 
+const message_head& parser::empty_head() {
+  static const message_head h{};
+  return h;
+}
+
+parser::impl& parser::state() {
+  if (!impl_) {
+    impl_ = std::make_unique<impl>();
+    impl_->k = kind_;
+    impl_->max_head = max_head_;
+    st_ = impl_.get();
+  }
+  return *impl_;
+}
+
+void parser::release() {
+  st_ = nullptr;
+  impl_.reset();
+}
+
 void parser::begin_message(const char* base, bool head_request, bool connect_request) {
-  llhttp_init(&impl_->p, kind_ == kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &impl::settings());
-  impl_->p.data = impl_.get();
-  base_ = base;
-  msg_start_ = nullptr;
-  fed_end_ = base;
-  head_request_ = head_request;
-  connect_request_ = connect_request;
-  head_complete_ = false;
-  done_ = false;
-  keep_alive_ = false;
-  upgrade_ = false;
-  in_name_ = false;
-  in_value_ = false;
-  head_seen_ = 0;
-  // Reset the head but keep the header vector's capacity (one allocation per connection).
-  auto headers = std::move(head_.headers);
+  auto& s = state();
+  llhttp_init(&s.p, kind_ == kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &impl::settings());
+  s.p.data = &s;
+  s.base = base;
+  s.msg_start = nullptr;
+  s.fed_end = base;
+  s.head_request = head_request;
+  s.connect_request = connect_request;
+  s.head_complete = false;
+  s.done = false;
+  s.keep_alive = false;
+  s.upgrade = false;
+  s.in_name = false;
+  s.in_value = false;
+  s.head_seen = 0;
+  // Reset the head but keep the header vector's capacity while the state lives.
+  auto headers = std::move(s.head.headers);
   headers.clear();
-  head_ = message_head{};
-  head_.headers = std::move(headers);
-  error_ = parse_error::none;
-  body_.clear();
+  s.head = message_head{};
+  s.head.headers = std::move(headers);
+  s.error = parse_error::none;
+  s.body.clear();
 }
 
 feed_result parser::feed(const char* data, std::size_t len) {
-  body_.clear();
+  if (!impl_) begin_message(nullptr);
+  auto& s = *impl_;
+  s.body.clear();
   feed_result r;
-  if (error_ != parse_error::none) {
+  if (s.error != parse_error::none) {
     r.event = parse_event::error;
     return r;
   }
-  if (done_) {
+  if (s.done) {
     r.event = parse_event::message_complete;
     return r;
   }
-  const bool had_head = head_complete_;
-  fed_end_ = data + len;
-  const auto err = llhttp_execute(&impl_->p, data, len);
-  r.head_completed = head_complete_ && !had_head;
+  const bool had_head = s.head_complete;
+  s.fed_end = data + len;
+  const auto err = llhttp_execute(&s.p, data, len);
+  r.head_completed = s.head_complete && !had_head;
   if (err == HPE_OK) {
     r.consumed = len;
-    if (!head_complete_) {
-      head_seen_ += len;
-      if (head_seen_ > max_head_) {
-        error_ = parse_error::head_too_large;
+    if (!s.head_complete) {
+      s.head_seen += len;
+      if (s.head_seen > max_head_) {
+        s.error = parse_error::head_too_large;
         r.event = parse_event::error;
         return r;
       }
@@ -401,35 +421,37 @@ feed_result parser::feed(const char* data, std::size_t len) {
     r.event = parse_event::need_more;
     return r;
   }
-  const char* pos = llhttp_get_error_pos(&impl_->p);
+  const char* pos = llhttp_get_error_pos(&s.p);
   r.consumed = pos != nullptr ? static_cast<std::size_t>(pos - data) : len;
-  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && done_) {
+  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && s.done) {
     r.event = parse_event::message_complete;
     return r;
   }
-  error_ = impl::map(*this, err);
-  if (error_ == parse_error::none) error_ = parse_error::internal;
+  s.error = impl::map(s, err);
+  if (s.error == parse_error::none) s.error = parse_error::internal;
   r.event = parse_event::error;
   return r;
 }
 
 parse_event parser::finish() {
-  body_.clear();
-  if (error_ != parse_error::none) return parse_event::error;
-  if (done_) return parse_event::message_complete;
-  const auto err = llhttp_finish(&impl_->p);
-  if (done_) return parse_event::message_complete;
-  if (err == HPE_OK && head_seen_ == 0 && !head_complete_) return parse_event::need_more;
-  error_ = parse_error::unexpected_eof;
+  if (!impl_) begin_message(nullptr);
+  auto& s = *impl_;
+  s.body.clear();
+  if (s.error != parse_error::none) return parse_event::error;
+  if (s.done) return parse_event::message_complete;
+  const auto err = llhttp_finish(&s.p);
+  if (s.done) return parse_event::message_complete;
+  if (err == HPE_OK && s.head_seen == 0 && !s.head_complete) return parse_event::need_more;
+  s.error = parse_error::unexpected_eof;
   return parse_event::error;
 }
 
 bool parser::body_until_eof() const {
-  return head_complete_ && !done_ && llhttp_message_needs_eof(&impl_->p) != 0;
+  return impl_ && impl_->head_complete && !impl_->done && llhttp_message_needs_eof(&impl_->p) != 0;
 }
 
 const header_field* parser::find_header(std::string_view name) const {
-  for (const auto& h : head_.headers) {
+  for (const auto& h : head().headers) {
     if (iequals(text(h.name), name)) return &h;
   }
   return nullptr;

@@ -87,12 +87,14 @@ struct feed_result {
 /// Streaming HTTP/1.x parser over llhttp in strict mode. The head is recorded as spans into
 /// the caller's buffer (never copied); body bytes are reported as spans of the fed data.
 /// Parsing stops at the end of each message so the bytes of a pipelined next message stay
-/// with the caller.
+/// with the caller. The per-message state (llhttp, header spans) lives in one allocation made
+/// by begin_message() and freed by release(), so an idle keep-alive connection holds none.
 class parser {
  public:
   enum class kind { request, response };
 
-  /// A parser of `k` messages whose head may be at most `max_head_bytes` long.
+  /// A parser of `k` messages whose head may be at most `max_head_bytes` long. Allocates
+  /// nothing until the first begin_message() (or feed()).
   parser(kind k, std::size_t max_head_bytes);
   ~parser();
   parser(const parser&) = delete;
@@ -102,6 +104,13 @@ class parser {
   /// to it). For responses, `head_request` / `connect_request` tell how to frame the body.
   void begin_message(const char* base, bool head_request = false, bool connect_request = false);
 
+  /// Frees the per-message state. Until the next begin_message() the parser reads as a fresh
+  /// one (no head, no body, no error).
+  void release();
+
+  /// True between begin_message() (or the first feed()) and release().
+  bool active() const { return st_ != nullptr; }
+
   /// Parses `data` (which lies inside the buffer given to begin_message, contiguous with what
   /// was fed before for the current head).
   feed_result feed(const char* data, std::size_t len);
@@ -110,51 +119,63 @@ class parser {
   parse_event finish();
 
   /// Body bytes seen by the last feed()/finish() call (spans of the fed data).
-  std::span<const std::span<const char>> body() const { return body_; }
+  std::span<const std::span<const char>> body() const {
+    return st_ != nullptr ? std::span<const std::span<const char>>(st_->body)
+                          : std::span<const std::span<const char>>();
+  }
 
-  bool head_complete() const { return head_complete_; }
-  bool message_done() const { return done_; }
-  const message_head& head() const { return head_; }
-  parse_error error() const { return error_; }
+  bool head_complete() const { return st_ != nullptr && st_->head_complete; }
+  bool message_done() const { return st_ != nullptr && st_->done; }
+  const message_head& head() const { return st_ != nullptr ? st_->head : empty_head(); }
+  parse_error error() const { return st_ != nullptr ? st_->error : parse_error::none; }
 
   /// After message_complete: may the connection carry another message.
-  bool keep_alive() const { return keep_alive_; }
+  bool keep_alive() const { return st_ != nullptr && st_->keep_alive; }
   /// After message_complete: the message asks to switch protocols (Upgrade or CONNECT).
-  bool upgrade() const { return upgrade_; }
+  bool upgrade() const { return st_ != nullptr && st_->upgrade; }
   /// The body runs until the peer closes (responses without length).
   bool body_until_eof() const;
 
   /// Bytes of the current head fed so far (for the --max-header-bytes check).
-  std::size_t head_bytes_seen() const { return head_seen_; }
+  std::size_t head_bytes_seen() const { return st_ != nullptr ? st_->head_seen : 0; }
 
   /// Text of a span of the current buffer.
-  std::string_view text(byte_span s) const { return {base_ + s.off, s.len}; }
+  std::string_view text(byte_span s) const {
+    return st_ != nullptr ? std::string_view(st_->base + s.off, s.len) : std::string_view();
+  }
   /// First header named `name` (ASCII case-insensitive), or null.
   const header_field* find_header(std::string_view name) const;
 
+  /// The state of one message; the llhttp part is added by the implementation.
+  struct message_state {
+    kind k = kind::request;
+    std::size_t max_head = 0;
+    const char* base = nullptr;
+    const char* msg_start = nullptr;
+    const char* fed_end = nullptr;
+    bool head_request = false;
+    bool connect_request = false;
+    bool head_complete = false;
+    bool done = false;
+    bool keep_alive = false;
+    bool upgrade = false;
+    bool in_name = false;
+    bool in_value = false;
+    std::size_t head_seen = 0;
+    message_head head;
+    parse_error error = parse_error::none;
+    std::vector<std::span<const char>> body;
+  };
   struct impl;
 
  private:
-  friend struct impl;
+  static const message_head& empty_head();
+  impl& state();
 
   std::unique_ptr<impl> impl_;
+  message_state* st_ = nullptr;  // the message_state part of *impl_
   kind kind_;
   std::size_t max_head_;
-  const char* base_ = nullptr;
-  const char* msg_start_ = nullptr;
-  const char* fed_end_ = nullptr;
-  bool head_request_ = false;
-  bool connect_request_ = false;
-  bool head_complete_ = false;
-  bool done_ = false;
-  bool keep_alive_ = false;
-  bool upgrade_ = false;
-  bool in_name_ = false;
-  bool in_value_ = false;
-  std::size_t head_seen_ = 0;
-  message_head head_;
-  parse_error error_ = parse_error::none;
-  std::vector<std::span<const char>> body_;
 };
 
 /// ASCII case-insensitive comparison of header names and tokens.

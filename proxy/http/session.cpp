@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -100,6 +101,10 @@ struct byte_buffer {
 
 enum class phase { none, request_head, request_body, response_head, response_body };
 
+asio::awaitable<void> nothing() {
+  co_return;
+}
+
 }  // namespace
 
 std::string error_response(int status, std::string_view reason) {
@@ -138,12 +143,21 @@ class session {
     client_.set_option(tcp::no_delay(true), ec);
   }
 
-  asio::awaitable<void> run();
-  asio::awaitable<void> watchdog();
+  /// Runs the session to its end; the session must stay alive until the returned awaitable
+  /// completes. Not a coroutine of the session itself: its frame holds only the pointer.
+  static asio::awaitable<void> serve(std::unique_ptr<session> s);
 
  private:
+  asio::awaitable<void> run();
+  // Resets the per-exchange state before the next request head; frees the buffers and parser
+  // state when nothing of the next request is buffered yet (idle keep-alive holds none).
+  void prepare_exchange();
   // One exchange; false when the connection is done.
   asio::awaitable<bool> exchange();
+  // The watchdog is a plain timer callback, not a coroutine: an idle connection then holds one
+  // pending timer operation instead of a coroutine frame and a parallel group.
+  void watch();
+  void on_watchdog();
   asio::awaitable<void> pump_request();
   asio::awaitable<void> relay_response();
   asio::awaitable<bool> fail(int status, std::string reason, const char* code);
@@ -184,11 +198,12 @@ class session {
   bool fired_ = false;
   phase fired_phase_ = phase::none;
   bool stop_ = false;
+  bool watch_pending_ = false;  // a watchdog callback is outstanding (the session must live)
 
   // Per exchange.
   clock::time_point exchange_start_ = clock::now();  // header timeout base
   clock::time_point head_done_at_{};
-  std::optional<trace::record> rec_;
+  std::unique_ptr<trace::record> rec_;  // allocated per exchange only when tracing
   bool head_request_ = false;
   bool connect_request_ = false;
   bool request_buffered_ = true;   // the whole request still sits in cb_ (retry possible)
@@ -214,8 +229,7 @@ void session::arm(phase p, clock::time_point deadline) {
   if (deadline < watchdog_.expiry()) watchdog_.cancel();
 }
 
-asio::awaitable<void> session::watchdog() {
-  co_await asio::this_coro::throw_if_cancelled(false);
+void session::watch() {
   while (!stop_) {
     const auto now = clock::now();
     if (deadline_ <= now) {
@@ -231,24 +245,53 @@ asio::awaitable<void> session::watchdog() {
     // An idle keep-alive connection notices a drain quickly.
     if (phase_ == phase::request_head && cb_.end == 0) wake = std::min(wake, now + drain_poll);
     watchdog_.expires_at(wake);
-    co_await watchdog_.async_wait(token{});
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none) co_return;
-    if (phase_ == phase::request_head && cb_.end == 0 && draining() && !fired_) {
-      fired_ = true;
-      fired_phase_ = phase_;
-      boost::system::error_code ec;
-      client_.cancel(ec);
-    }
+    watch_pending_ = true;
+    watchdog_.async_wait([this](const boost::system::error_code&) { on_watchdog(); });
+    return;
+  }
+}
+
+void session::on_watchdog() {
+  watch_pending_ = false;
+  if (stop_) return;
+  if (phase_ == phase::request_head && cb_.end == 0 && draining() && !fired_) {
+    fired_ = true;
+    fired_phase_ = phase_;
+    boost::system::error_code ec;
+    client_.cancel(ec);
+  }
+  watch();
+}
+
+asio::awaitable<void> session::serve(std::unique_ptr<session> s) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  co_await s->run();
+  // run() cancelled the watchdog timer: its callback is queued and runs before this post.
+  while (s->watch_pending_) {
+    co_await asio::post(asio::use_awaitable);
   }
 }
 
 asio::awaitable<void> session::run() {
   co_await asio::this_coro::throw_if_cancelled(false);
+  prepare_exchange();
+  watch();
   // (co_await kept out of conditions: GCC 12 miscompiles `if (!co_await f())` in loops.)
   while (!stop_) {
+    if (!cb_.allocated()) {
+      // Idle keep-alive: wait for the next request holding no buffer, no parser state and no
+      // exchange frame. The watchdog cancels this wait on header timeout or drain; EOF shows
+      // up as readable.
+      auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, token{});
+      if (ec) {
+        io::close_quietly(client_);
+        break;
+      }
+      cb_.ensure();
+    }
     const bool more = co_await exchange();
     if (!more) break;
+    prepare_exchange();
   }
   stop_ = true;
   watchdog_.cancel();
@@ -273,7 +316,7 @@ void session::begin_record() {
   const auto& rh = req_.head();
   if (rh.method.len > 0) method_idx_ = method_index(req_.text(rh.method));
   if (ctx_.services->traces == nullptr || rec_ || !ctx_.services->traces->wanted()) return;
-  rec_.emplace();
+  rec_ = std::make_unique<trace::record>();
   auto& r = *rec_;
   r.id = trace::next_id();
   r.ts = std::chrono::system_clock::now();
@@ -607,12 +650,16 @@ asio::awaitable<void> session::relay_response() {
   }
 }
 
-asio::awaitable<bool> session::exchange() {
-  // ---- request head
+void session::prepare_exchange() {
   cb_.compact();
+  // The previous response went out whole (or the connection would have ended): nothing in ub_
+  // is needed any more.
+  ub_.end = ub_.parsed = ub_.sent = 0;
+  ub_.release();
   if (cb_.end == 0) {
     cb_.release();
-    ub_.release();
+    req_.release();
+    resp_.release();
   }
   rec_.reset();
   head_done_at_ = {};
@@ -630,16 +677,10 @@ asio::awaitable<bool> session::exchange() {
   answer_code_ = nullptr;
   method_idx_ = method_index("OTHER");
   arm(phase::request_head, exchange_start_ + cfg_.header_timeout);
-  if (!cb_.allocated()) {
-    // Idle keep-alive: wait for the next request without holding a buffer. The watchdog
-    // cancels this wait on header timeout or drain; EOF shows up as readable.
-    auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, token{});
-    if (ec) {
-      io::close_quietly(client_);
-      co_return false;
-    }
-    cb_.ensure();
-  }
+}
+
+asio::awaitable<bool> session::exchange() {
+  // ---- request head
   req_.begin_message(cb_.base());
   while (!req_.head_complete()) {
     if (cb_.parsed < cb_.end) {
@@ -805,6 +846,7 @@ asio::awaitable<bool> session::exchange() {
     opts.initial_client_bytes.assign(cb_.base() + cb_.parsed, cb_.end - cb_.parsed);
     opts.initial_upstream_bytes.assign(ub_.base() + ub_.parsed, ub_.end - ub_.parsed);
     stop_ = true;
+    watchdog_.cancel();
     auto upstream = std::move(*up_);
     up_.reset();
     auto r = co_await io::relay(std::move(client_), std::move(upstream), std::move(opts));
@@ -837,10 +879,11 @@ asio::awaitable<bool> session::exchange() {
 
 asio::awaitable<void> run_http_session(tcp::socket client, io::connection_context ctx,
                                        std::optional<tcp::socket> preconnected) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  if (ctx.services == nullptr || ctx.services->cfg == nullptr) co_return;
-  session s(std::move(client), std::move(ctx), std::move(preconnected));
-  co_await (s.run() || s.watchdog());
+  // Not a coroutine: the session lives in one allocation and no frame keeps moved-from copies
+  // of the arguments for the connection's life.
+  if (ctx.services == nullptr || ctx.services->cfg == nullptr) return nothing();
+  return session::serve(
+      std::make_unique<session>(std::move(client), std::move(ctx), std::move(preconnected)));
 }
 
 }  // namespace devspaces::proxy::http

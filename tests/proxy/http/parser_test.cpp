@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace devspaces::proxy::http {
@@ -119,6 +120,62 @@ TEST(parser, stops_at_end_of_message_for_pipelining) {
   EXPECT_EQ(o.event, parse_event::message_complete);
   EXPECT_EQ(o.consumed, first.size());
   EXPECT_EQ(o.target, "/1");
+}
+
+TEST(parser, released_parser_reads_fresh_and_parses_the_next_messages) {
+  parser p(parser::kind::request, 65536);
+  EXPECT_FALSE(p.active());
+  EXPECT_FALSE(p.head_complete());
+  EXPECT_TRUE(p.head().headers.empty());
+
+  std::string big = "GET /first HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < 40; ++i) big += "X-H" + std::to_string(i) + ": " + std::to_string(i) + "\r\n";
+  big += "\r\n";
+  p.begin_message(big.data());
+  EXPECT_TRUE(p.active());
+  EXPECT_EQ(p.feed(big.data(), big.size()).event, parse_event::message_complete);
+  EXPECT_EQ(p.head().headers.size(), 41u);
+
+  // Released between exchanges (an idle keep-alive connection): reads as a fresh parser.
+  p.release();
+  EXPECT_FALSE(p.active());
+  EXPECT_FALSE(p.head_complete());
+  EXPECT_FALSE(p.message_done());
+  EXPECT_FALSE(p.keep_alive());
+  EXPECT_EQ(p.error(), parse_error::none);
+  EXPECT_TRUE(p.head().headers.empty());
+  EXPECT_TRUE(p.body().empty());
+  EXPECT_EQ(p.text(byte_span{0, 3}), "");
+  EXPECT_EQ(p.find_header("host"), nullptr);
+
+  // Re-created: two pipelined messages with bodies in one buffer, fed a byte at a time.
+  const std::string first = "POST /2 HTTP/1.1\r\nHost: b\r\nContent-Length: 3\r\n\r\nabc";
+  const std::string second =
+      "PUT /3 HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n";
+  std::string buf = first + second;
+  std::size_t pos = 0;
+  for (const auto& [target, host, body, size] :
+       {std::tuple{"/2", "b", "abc", first.size()}, std::tuple{"/3", "c", "xy", second.size()}}) {
+    SCOPED_TRACE(target);
+    p.begin_message(buf.data() + pos);
+    const std::size_t start = pos;
+    std::string got;
+    parse_event ev = parse_event::need_more;
+    while (ev == parse_event::need_more && pos < buf.size()) {
+      auto r = p.feed(buf.data() + pos, 1);
+      for (auto b : p.body()) got.append(b.data(), b.size());
+      pos += r.consumed;
+      ev = r.event;
+    }
+    EXPECT_EQ(ev, parse_event::message_complete);
+    EXPECT_EQ(pos - start, size);
+    EXPECT_EQ(p.text(p.head().target), target);
+    ASSERT_NE(p.find_header("host"), nullptr);
+    EXPECT_EQ(p.text(p.find_header("host")->value), host);
+    EXPECT_EQ(p.head().headers.size(), 2u);
+    EXPECT_EQ(got, body);
+    EXPECT_TRUE(p.keep_alive());
+  }
 }
 
 TEST(parser, keep_alive_rules) {

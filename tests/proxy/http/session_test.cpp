@@ -11,10 +11,27 @@
 // GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#if defined(__SANITIZE_ADDRESS__)
+// From the AddressSanitizer runtime (GCC ships no header declaring it).
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
+#else
+#include <malloc.h>
+#endif
+
 namespace devspaces::test::http {
 namespace {
 
 using proxy::code_class;
+
+// Bytes of heap in use by the whole process.
+std::size_t heap_in_use() {
+#if defined(__SANITIZE_ADDRESS__)
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  const auto m = ::mallinfo2();
+  return m.uordblks + m.hblkhd;
+#endif
+}
 
 proxy::config fast_config() {
   proxy::config c;
@@ -241,6 +258,48 @@ TEST(session, pipelined_requests_answered_in_order) {
     expect += r;
   }
   EXPECT_EQ(recv_n(c.get(), expect.size()), expect);
+}
+
+TEST(session, keep_alive_after_idle_then_pipelined_requests_with_bodies) {
+  // Between exchanges an idle session frees its buffers and parser state; the next requests
+  // (a large head first, then smaller pipelined ones with bodies, one split mid-head) must
+  // come out byte for byte and in order.
+  auto cfg = fast_config();
+  cfg.max_header_bytes = 8192;
+  env e(cfg);
+  auto c = e.client();
+  std::string big = "GET /big HTTP/1.1\r\nHost: svc\r\n";
+  for (int i = 0; i < 60; ++i)
+    big += "X-Header-" + std::to_string(i) + ": value-" + std::to_string(i) + "\r\n";
+  big += "\r\n";
+  ASSERT_TRUE(send_all(c.get(), big));
+  auto u = e.up.accept();
+  ASSERT_TRUE(u);
+  EXPECT_EQ(recv_head(u.get()), big);
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+
+  const std::string post = "POST /p HTTP/1.1\r\nHost: svc\r\nContent-Length: 4\r\n\r\nbody";
+  const std::string chunked =
+      "PUT /c HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+  const std::string get = "GET /g HTTP/1.1\r\nHost: svc\r\n\r\n";
+  ASSERT_TRUE(send_all(c.get(), post + chunked + get.substr(0, 10)));
+  std::string expect;
+  for (const auto& r : {post, chunked}) {
+    EXPECT_EQ(recv_n(u.get(), r.size()), r);
+    const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n" + r.substr(0, 2);
+    ASSERT_TRUE(send_all(u.get(), resp));
+    expect += resp;
+  }
+  EXPECT_EQ(recv_n(c.get(), expect.size()), expect);
+  ASSERT_TRUE(send_all(c.get(), get.substr(10)));
+  EXPECT_EQ(recv_head(u.get()), get);
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+  EXPECT_FALSE(e.up.pending());  // one upstream connection throughout
+  EXPECT_TRUE(wait_for([&] { return e.proxy.requests("GET", code_class::c2xx) == 2; }));
+  EXPECT_TRUE(wait_for([&] { return e.proxy.requests("POST", code_class::c2xx) == 1; }));
+  EXPECT_TRUE(wait_for([&] { return e.proxy.requests("PUT", code_class::c2xx) == 1; }));
 }
 
 TEST(session, upgrade_becomes_a_tunnel) {
@@ -583,6 +642,51 @@ TEST(session, upstream_vanishing_at_every_byte_is_handled) {
     }
   }
   EXPECT_FALSE(e.proxy.escaped_.load());
+}
+
+TEST(session, idle_keep_alive_connections_hold_little_heap) {
+  // The proxy runs in every pod: an idle keep-alive connection (one exchange done, upstream
+  // kept) must not hold its request or response buffer (80 KiB each here), parser state or
+  // exchange frame. The bound leaves room for allocator rounding and sanitizer builds.
+  auto cfg = fast_config();
+  cfg.max_header_bytes = 65536;
+  cfg.header_timeout = 60s;  // idle keep-alive connections stay open throughout
+  cfg.trace_buffer = 0;
+  env e(cfg);
+  const std::string body(1024, 'x');
+  const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n" + body;
+  const std::string req = "GET /1k HTTP/1.1\r\nHost: svc\r\n\r\n";
+  std::vector<fd_guard> held;
+  auto one = [&] {
+    auto c = e.client();
+    ASSERT_TRUE(send_all(c.get(), req));
+    auto u = e.up.accept();
+    ASSERT_TRUE(u);
+    ASSERT_EQ(recv_head(u.get()), req);
+    ASSERT_TRUE(send_all(u.get(), resp));
+    ASSERT_EQ(recv_n(c.get(), resp.size()), resp);
+    held.push_back(std::move(c));
+    held.push_back(std::move(u));
+  };
+  one();  // first use: pool, metrics and allocator caches
+  ASSERT_TRUE(wait_for([&] { return heap_in_use() > 0; }));
+  const std::size_t base = heap_in_use();
+  constexpr std::size_t n = 100;
+  for (std::size_t i = 0; i < n; ++i) {
+    one();
+    if (HasFatalFailure()) return;
+  }
+  constexpr std::size_t budget = 6144;
+  std::size_t per = 0;
+  EXPECT_TRUE(wait_for(
+      [&] {
+        const std::size_t now = heap_in_use();
+        per = now > base ? (now - base) / n : 0;
+        return per <= budget;
+      },
+      5s))
+      << per << " bytes of heap per idle connection";
+  EXPECT_EQ(e.proxy.sessions_done(), 0u);
 }
 
 TEST(session, error_response_format) {
