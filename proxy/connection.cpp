@@ -45,12 +45,13 @@ enum class wait_outcome { readable, timeout, cancelled, error };
 asio::awaitable<wait_outcome> wait_readable(tcp::socket& s, clock::time_point deadline) {
   co_await asio::this_coro::throw_if_cancelled(false);
   if (clock::now() >= deadline) co_return wait_outcome::timeout;
-  asio::steady_timer timer(s.get_executor(), deadline);
-  auto r = co_await (s.async_wait(tcp::socket::wait_read, token{}) || timer.async_wait(token{}));
-  if (r.index() == 1) co_return wait_outcome::timeout;
-  auto [ec] = std::get<0>(r);
+  io::socket_deadline d(s, deadline);
+  auto [ec] = co_await s.async_wait(tcp::socket::wait_read, token{});
+  co_await d.finish();
+  if (!ec) co_return wait_outcome::readable;
+  if (d.expired()) co_return wait_outcome::timeout;
   if (ec == asio::error::operation_aborted) co_return wait_outcome::cancelled;
-  co_return ec ? wait_outcome::error : wait_outcome::readable;
+  co_return wait_outcome::error;
 }
 
 /// What the sniffer learned from the client.
@@ -61,26 +62,36 @@ struct sniff_state {
   bool client_error = false;
 };
 
-/// Reads the client's first bytes until they classify or `deadline` passes.
+/// Takes what the client has sent so far without blocking (the buffer lives on the thread's
+/// stack, not in a coroutine frame); false when nothing is there yet.
+bool take_available(tcp::socket& client, sniff_state& st) {
+  char buf[sniff_read_size];
+  const ssize_t n = ::recv(client.native_handle(), buf, sizeof buf, MSG_DONTWAIT);
+  if (n > 0) {
+    st.bytes.append(buf, static_cast<std::size_t>(n));
+    st.verdict = classify_first_bytes(st.bytes);
+  } else if (n == 0) {
+    st.client_eof = true;
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    return false;
+  } else if (errno != EINTR) {
+    st.client_error = true;
+  }
+  return true;
+}
+
+/// Reads the client's first bytes until they classify or `deadline` passes. Bytes already
+/// there are taken at once (a client-first protocol has usually sent them before the accept).
 asio::awaitable<void> read_first_bytes(tcp::socket& client, sniff_state& st,
                                        clock::time_point deadline) {
   co_await asio::this_coro::throw_if_cancelled(false);
   while (st.verdict == sniff_verdict::need_more && !st.client_eof && !st.client_error) {
+    if (take_available(client, st)) continue;
     auto w = co_await wait_readable(client, deadline);
     if (w == wait_outcome::timeout || w == wait_outcome::cancelled) co_return;
     if (w == wait_outcome::error) {
       st.client_error = true;
       co_return;
-    }
-    char buf[sniff_read_size];
-    ssize_t n = ::recv(client.native_handle(), buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) {
-      st.bytes.append(buf, static_cast<std::size_t>(n));
-      st.verdict = classify_first_bytes(st.bytes);
-    } else if (n == 0) {
-      st.client_eof = true;
-    } else if (errno != EAGAIN && errno != EINTR) {
-      st.client_error = true;
     }
   }
 }
@@ -171,6 +182,17 @@ asio::awaitable<bool> connect_original(pending_connection& c) {
   co_return true;
 }
 
+io::relay_options relay_options_for(io::connection_context& ctx) {
+  io::relay_options opts;
+  opts.idle_timeout = ctx.services->cfg->idle_timeout;
+  opts.metrics = ctx.services->metrics;
+  opts.dir = ctx.dir;
+  opts.id = ctx.id;
+  opts.initial_client_bytes = std::move(ctx.initial_bytes);
+  opts.splice_after = ctx.services->splice_after;
+  return opts;
+}
+
 asio::awaitable<void> connect_and_relay(std::unique_ptr<pending_connection> c) {
   co_await asio::this_coro::throw_if_cancelled(false);
   if (!c->upstream) {
@@ -179,14 +201,8 @@ asio::awaitable<void> connect_and_relay(std::unique_ptr<pending_connection> c) {
   }
   const auto id = c->ctx.id;
   const auto dst = c->ctx.original_dst;
-  io::relay_options opts;
-  opts.idle_timeout = c->ctx.services->cfg->idle_timeout;
-  opts.metrics = c->ctx.services->metrics;
-  opts.dir = c->ctx.dir;
-  opts.id = id;
-  opts.initial_client_bytes = std::move(c->ctx.initial_bytes);
-  opts.splice_after = c->ctx.services->splice_after;
-  auto relay = io::relay(std::move(c->client), std::move(*c->upstream), std::move(opts));
+  // The options are a temporary of this statement, not a frame variable.
+  auto relay = io::relay(std::move(c->client), std::move(*c->upstream), relay_options_for(c->ctx));
   c.reset();
   const auto r = co_await std::move(relay);
   if (log()->should_log(spdlog::level::debug)) {

@@ -143,12 +143,12 @@ class session {
     client_.set_option(tcp::no_delay(true), ec);
   }
 
-  /// Runs the session to its end; the session must stay alive until the returned awaitable
-  /// completes. Not a coroutine of the session itself: its frame holds only the pointer.
+  /// Runs the session to its end. A static coroutine owning the session: the one frame an idle
+  /// connection holds here is this one, with a pointer and an error code.
   static asio::awaitable<void> serve(std::unique_ptr<session> s);
 
  private:
-  asio::awaitable<void> run();
+  void finish();
   // Resets the per-exchange state before the next request head; frees the buffers and parser
   // state when nothing of the next request is buffered yet (idle keep-alive holds none).
   void prepare_exchange();
@@ -265,34 +265,33 @@ void session::on_watchdog() {
 
 asio::awaitable<void> session::serve(std::unique_ptr<session> s) {
   co_await asio::this_coro::throw_if_cancelled(false);
-  co_await s->run();
-  // run() cancelled the watchdog timer: its callback is queued and runs before this post.
+  s->prepare_exchange();
+  s->watch();
+  // (co_await kept out of conditions: GCC 12 miscompiles `if (!co_await f())` in loops.)
+  while (!s->stop_) {
+    if (!s->cb_.allocated()) {
+      // Idle keep-alive: wait for the next request holding no buffer, no parser state and no
+      // exchange frame. The watchdog cancels this wait on header timeout or drain; EOF shows
+      // up as readable.
+      auto [ec] = co_await s->client_.async_wait(tcp::socket::wait_read, token{});
+      if (ec) {
+        io::close_quietly(s->client_);
+        break;
+      }
+      s->cb_.ensure();
+    }
+    const bool more = co_await s->exchange();
+    if (!more) break;
+    s->prepare_exchange();
+  }
+  s->finish();
+  // finish() cancelled the watchdog timer: its callback is queued and runs before this post.
   while (s->watch_pending_) {
     co_await asio::post(asio::use_awaitable);
   }
 }
 
-asio::awaitable<void> session::run() {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  prepare_exchange();
-  watch();
-  // (co_await kept out of conditions: GCC 12 miscompiles `if (!co_await f())` in loops.)
-  while (!stop_) {
-    if (!cb_.allocated()) {
-      // Idle keep-alive: wait for the next request holding no buffer, no parser state and no
-      // exchange frame. The watchdog cancels this wait on header timeout or drain; EOF shows
-      // up as readable.
-      auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, token{});
-      if (ec) {
-        io::close_quietly(client_);
-        break;
-      }
-      cb_.ensure();
-    }
-    const bool more = co_await exchange();
-    if (!more) break;
-    prepare_exchange();
-  }
+void session::finish() {
   stop_ = true;
   watchdog_.cancel();
   release_upstream(false);

@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,7 +20,25 @@ namespace devspaces::proxy::io {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using token = asio::as_tuple_t<asio::use_awaitable_t<>>;
-using namespace asio::experimental::awaitable_operators;
+
+socket_deadline::socket_deadline(tcp::socket& socket, std::chrono::steady_clock::time_point at)
+    : socket_(socket), timer_(socket.get_executor(), at) {
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    pending_ = false;
+    if (ec) return;  // cancelled by finish()
+    expired_ = true;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+  });
+}
+
+asio::awaitable<void> socket_deadline::finish() {
+  timer_.cancel();
+  // The callback is queued by now (cancelled or expired) and runs before this post completes.
+  while (pending_) {
+    co_await asio::post(asio::use_awaitable);
+  }
+}
 
 connect_failure classify_connect_error(const boost::system::error_code& ec) {
   if (ec == asio::error::connection_refused) return connect_failure::refused;
@@ -61,29 +79,22 @@ asio::awaitable<connect_result> connect_upstream(tcp::endpoint endpoint,
     }
   }
   sock.set_option(tcp::no_delay(true), ec);
-  asio::steady_timer timer(ex, timeout);
-  auto winner = co_await (sock.async_connect(endpoint, token{}) || timer.async_wait(token{}));
-  if (winner.index() == 0) {
-    auto [cec] = std::get<0>(winner);
-    if (!cec) {
-      sock.set_option(tcp::no_delay(true), ec);
-      result.socket.emplace(std::move(sock));
-      co_return result;
-    }
-    result.ec = cec;
-    result.cancelled = cec == asio::error::operation_aborted;
-    result.reason = classify_connect_error(cec);
+  socket_deadline deadline(sock, std::chrono::steady_clock::now() + timeout);
+  auto [cec] = co_await sock.async_connect(endpoint, token{});
+  co_await deadline.finish();
+  if (!cec) {
+    sock.set_option(tcp::no_delay(true), ec);
+    result.socket.emplace(std::move(sock));
     co_return result;
   }
-  auto [tec] = std::get<1>(winner);
-  if (tec) {
-    // The timer was cancelled from outside: the whole connect was cancelled.
-    result.ec = asio::error::operation_aborted;
-    result.cancelled = true;
+  if (deadline.expired()) {
+    result.ec = asio::error::timed_out;
+    result.reason = connect_failure::timeout;
     co_return result;
   }
-  result.ec = asio::error::timed_out;
-  result.reason = connect_failure::timeout;
+  result.ec = cec;
+  result.cancelled = cec == asio::error::operation_aborted;
+  result.reason = classify_connect_error(cec);
   co_return result;
 }
 
