@@ -60,6 +60,8 @@ struct sniff_state {
   sniff_verdict verdict = sniff_verdict::need_more;
   bool client_eof = false;
   bool client_error = false;
+  bool connect_failed = false;           ///< the early upstream connect failed (not cancelled)
+  boost::system::error_code connect_ec;  ///< why, when connect_failed
 };
 
 /// Takes what the client has sent so far without blocking (the buffer lives on the thread's
@@ -120,6 +122,25 @@ struct pending_connection {
   std::optional<tcp::socket> upstream;
 };
 
+/// The rest of the sniff window for a silent client: connects upstream meanwhile and stops
+/// waiting when the server speaks first. Its own frame (the connect result, the parallel group)
+/// is gone once the sniff ends.
+asio::awaitable<void> read_or_connect(pending_connection& c, sniff_state& st,
+                                      clock::time_point window_end) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  std::optional<io::connect_result> failed;
+  auto r = co_await (read_first_bytes(c.client, st, window_end) ||
+                     connect_and_listen(c.ctx, c.upstream, failed));
+  if (failed) {
+    st.connect_failed = true;
+    st.connect_ec = failed->ec;
+  }
+  if (r.index() == 1 && failed) {
+    // The upstream is unreachable; an HTTP client may still be routed elsewhere.
+    co_await read_first_bytes(c.client, st, window_end);
+  }
+}
+
 /// Sniffs the client's first bytes (connecting upstream meanwhile, see serve_connection) and
 /// sets c.ctx.proto and c.ctx.initial_bytes; false when the connection ends here.
 asio::awaitable<bool> sniff(pending_connection& c) {
@@ -132,15 +153,9 @@ asio::awaitable<bool> sniff(pending_connection& c) {
   // 1. A short grace for client-first protocols, which send at once.
   co_await read_first_bytes(c.client, st, start + speculative_connect_delay(cfg.sniff_timeout));
   // 2. Still silent: connect upstream while waiting, and stop waiting if the server speaks first.
-  std::optional<io::connect_result> failed;
   if (st.verdict == sniff_verdict::need_more && !st.client_eof && !st.client_error &&
       clock::now() < window_end) {
-    auto r = co_await (read_first_bytes(c.client, st, window_end) ||
-                       connect_and_listen(ctx, c.upstream, failed));
-    if (r.index() == 1 && failed) {
-      // The upstream is unreachable; an HTTP client may still be routed elsewhere.
-      co_await read_first_bytes(c.client, st, window_end);
-    }
+    co_await read_or_connect(c, st, window_end);
   }
   if (st.client_error) {
     log()->debug("[C{}] client error while sniffing", ctx.id);
@@ -148,10 +163,10 @@ asio::awaitable<bool> sniff(pending_connection& c) {
   }
   ctx.proto = st.verdict == sniff_verdict::http ? protocol::http : protocol::tcp;
   ctx.initial_bytes = std::move(st.bytes);
-  if (ctx.proto == protocol::tcp && failed) {
+  if (ctx.proto == protocol::tcp && st.connect_failed) {
     ctx.services->metrics->connections(ctx.dir, ctx.proto).Increment();
     log()->debug("[C{}] upstream connect failed dst={} reason={}", ctx.id,
-                 io::endpoint_text(ctx.original_dst), failed->ec.message());
+                 io::endpoint_text(ctx.original_dst), st.connect_ec.message());
     co_return false;  // closes the client
   }
   log()->debug("[C{}] sniffed protocol={} first_bytes={} preconnected={}", ctx.id,
