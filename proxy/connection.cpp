@@ -9,6 +9,7 @@
 #include <memory>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -54,6 +55,12 @@ asio::awaitable<wait_outcome> wait_readable(tcp::socket& s, clock::time_point de
   co_return wait_outcome::error;
 }
 
+/// True once the parallel group running this coroutine asked it to stop, even when the request
+/// came between two operations and so cancelled none.
+bool cancelled(const asio::cancellation_state& cs) {
+  return cs.cancelled() != asio::cancellation_type::none;
+}
+
 /// What the sniffer learned from the client.
 struct sniff_state {
   std::string bytes;
@@ -89,6 +96,9 @@ asio::awaitable<void> read_first_bytes(tcp::socket& client, sniff_state& st,
   co_await asio::this_coro::throw_if_cancelled(false);
   while (st.verdict == sniff_verdict::need_more && !st.client_eof && !st.client_error) {
     if (take_available(client, st)) continue;
+    // Cancelled while a wait was completing (the upstream spoke first): do not wait again.
+    const auto cs = co_await asio::this_coro::cancellation_state;
+    if (cancelled(cs)) co_return;
     auto w = co_await wait_readable(client, deadline);
     if (w == wait_outcome::timeout || w == wait_outcome::cancelled) co_return;
     if (w == wait_outcome::error) {
@@ -110,6 +120,11 @@ asio::awaitable<void> connect_and_listen(const io::connection_context& ctx,
     co_return;
   }
   up = std::move(r.socket);
+  // The sniffer may have finished while this connect was completing: its cancellation then
+  // reached no pending operation. Waiting now would hold a client-first connection until the
+  // upstream speaks or gives up, so look at the cancellation state, not only at the wait.
+  const auto cs = co_await asio::this_coro::cancellation_state;
+  if (cancelled(cs)) co_return;
   co_await up->async_wait(tcp::socket::wait_read, token{});
 }
 
