@@ -351,9 +351,31 @@ const message_head& parser::empty_head() {
   return h;
 }
 
+namespace {
+
+// Released parser states wait in a small per-thread list (each worker is one thread) with their
+// header and body vectors' capacity, so a busy keep-alive connection reuses one without
+// allocating while an idle one holds none.
+constexpr std::size_t max_spare_states = 16;
+constexpr std::size_t max_kept_headers = 64;
+
+std::vector<std::unique_ptr<parser::impl>>& spare_states() {
+  thread_local std::vector<std::unique_ptr<parser::impl>> spare;
+  return spare;
+}
+
+}  // namespace
+
 parser::impl& parser::state() {
   if (!impl_) {
-    impl_ = std::make_unique<impl>();
+    auto& spare = spare_states();
+    if (!spare.empty()) {
+      impl_ = std::move(spare.back());
+      spare.pop_back();
+    } else {
+      impl_ = std::make_unique<impl>();
+      impl_->head.headers.reserve(16);
+    }
     impl_->k = kind_;
     impl_->max_head = max_head_;
     st_ = impl_.get();
@@ -363,6 +385,11 @@ parser::impl& parser::state() {
 
 void parser::release() {
   st_ = nullptr;
+  if (!impl_) return;
+  auto& spare = spare_states();
+  if (spare.size() < max_spare_states && impl_->head.headers.capacity() <= max_kept_headers) {
+    spare.push_back(std::move(impl_));
+  }
   impl_.reset();
 }
 

@@ -178,6 +178,29 @@ TEST(parser, released_parser_reads_fresh_and_parses_the_next_messages) {
   }
 }
 
+TEST(parser, a_released_state_serves_another_parser_of_another_kind) {
+  // Released states are reused on the same thread: a response parser taking the state of a
+  // request parser must see nothing of the request, and keep its own head limit.
+  std::string request = "GET /x HTTP/1.1\r\nHost: a\r\nX-One: 1\r\nX-Two: 2\r\n\r\n";
+  std::string response = "HTTP/1.1 204 No Content\r\nServer: s\r\n\r\n";
+  parser req(parser::kind::request, 65536);
+  req.begin_message(request.data());
+  ASSERT_EQ(req.feed(request.data(), request.size()).event, parse_event::message_complete);
+  req.release();
+  parser resp(parser::kind::response, 32);
+  resp.begin_message(response.data());
+  EXPECT_EQ(resp.feed(response.data(), response.size()).event, parse_event::error);
+  EXPECT_EQ(resp.error(), parse_error::head_too_large);
+  resp.release();
+  parser resp2(parser::kind::response, 65536);
+  resp2.begin_message(response.data());
+  EXPECT_EQ(resp2.feed(response.data(), response.size()).event, parse_event::message_complete);
+  EXPECT_EQ(resp2.head().status, 204);
+  ASSERT_EQ(resp2.head().headers.size(), 1u);
+  EXPECT_EQ(resp2.text(resp2.head().headers[0].name), "Server");
+  EXPECT_EQ(resp2.text(resp2.head().method), "");
+}
+
 TEST(parser, keep_alive_rules) {
   EXPECT_FALSE(req("GET / HTTP/1.0\r\nHost: a\r\n\r\n").keep_alive);
   EXPECT_TRUE(req("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n").keep_alive);
