@@ -356,7 +356,7 @@ namespace {
 // Released parser states wait in a small per-thread list (each worker is one thread) with their
 // header and body vectors' capacity, so a busy keep-alive connection reuses one without
 // allocating while an idle one holds none.
-constexpr std::size_t max_spare_states = 16;
+constexpr std::size_t max_spare_states = 64;
 constexpr std::size_t max_kept_headers = 64;
 
 std::vector<std::unique_ptr<parser::impl>>& spare_states() {

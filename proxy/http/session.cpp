@@ -67,7 +67,9 @@ const char* status_phrase(int status) {
 
 // Buffers released between exchanges go to a small per-thread cache (each worker is one
 // thread), so a busy keep-alive connection takes one back without a malloc/free pair of 80 KiB
-// per exchange while an idle connection holds none. Only buffers of the common size are kept.
+// per exchange while an idle connection holds none. Only buffers of the common size are kept,
+// at most 32 per worker (address space; only the pages a buffer ever had bytes in are resident,
+// as they would be in malloc's free lists).
 class buffer_cache {
  public:
   std::unique_ptr<char[]> take(std::size_t capacity) {
@@ -85,7 +87,7 @@ class buffer_cache {
   }
 
  private:
-  static constexpr std::size_t max_spare = 8;
+  static constexpr std::size_t max_spare = 32;
   std::size_t capacity_ = 0;
   std::vector<std::unique_ptr<char[]>> spare_;
 };
