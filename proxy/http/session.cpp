@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -297,30 +298,38 @@ void session::on_watchdog() {
 
 asio::awaitable<void> session::serve(std::unique_ptr<session> s) {
   co_await asio::this_coro::throw_if_cancelled(false);
-  s->prepare_exchange();
-  s->watch();
-  // (co_await kept out of conditions: GCC 12 miscompiles `if (!co_await f())` in loops.)
-  while (!s->stop_) {
-    if (!s->cb_.allocated()) {
-      // Idle keep-alive: wait for the next request holding no buffer, no parser state and no
-      // exchange frame. The watchdog cancels this wait on header timeout or drain; EOF shows
-      // up as readable.
-      auto [ec] = co_await s->client_.async_wait(tcp::socket::wait_read, token{});
-      if (ec) {
-        io::close_quietly(s->client_);
-        break;
-      }
-      s->cb_.ensure();
-    }
-    const bool more = co_await s->exchange();
-    if (!more) break;
+  // Nothing here should throw (bad_alloc aside); if something does, the watchdog callback must
+  // still have run before the session goes away.
+  std::exception_ptr escaped;
+  try {
     s->prepare_exchange();
+    s->watch();
+    // (co_await kept out of conditions: GCC 12 miscompiles `if (!co_await f())` in loops.)
+    while (!s->stop_) {
+      if (!s->cb_.allocated()) {
+        // Idle keep-alive: wait for the next request holding no buffer, no parser state and no
+        // exchange frame. The watchdog cancels this wait on header timeout or drain; EOF shows
+        // up as readable.
+        auto [ec] = co_await s->client_.async_wait(tcp::socket::wait_read, token{});
+        if (ec) {
+          io::close_quietly(s->client_);
+          break;
+        }
+        s->cb_.ensure();
+      }
+      const bool more = co_await s->exchange();
+      if (!more) break;
+      s->prepare_exchange();
+    }
+  } catch (...) {
+    escaped = std::current_exception();
   }
   s->finish();
   // finish() cancelled the watchdog timer: its callback is queued and runs before this post.
   while (s->watch_pending_) {
     co_await asio::post(asio::use_awaitable);
   }
+  if (escaped) std::rethrow_exception(escaped);
 }
 
 void session::finish() {
