@@ -51,6 +51,8 @@ struct relay_result {
 /// Relays bytes both ways until both sides sent EOF, an error, or the idle timeout. EOF from one
 /// side becomes shutdown(send) on the other; a reset on one side becomes an RST on the other; a
 /// buffer is held only while bytes flow. Closes both sockets before returning. Never throws.
+/// splice(2) cannot pass MSG_NOSIGNAL: the process must ignore SIGPIPE (main does), or a peer
+/// that resets during a splice kills it.
 boost::asio::awaitable<relay_result> relay(boost::asio::ip::tcp::socket client,
                                            boost::asio::ip::tcp::socket upstream,
                                            relay_options options);
