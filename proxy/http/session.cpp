@@ -541,6 +541,11 @@ asio::awaitable<void> session::relay_response() {
     answer_reason_ = std::move(reason);
     answer_code_ = code;
   };
+  const auto request_failed = [&] {
+    answer(pump_error_ != parse_error::none ? 400 : 0,
+           "bad request: " + std::string(describe(pump_error_)),
+           pump_error_ != parse_error::none ? "bad_request" : "client_reset");
+  };
   for (;;) {
     // One response message (a 1xx interim response loops back here).
     ub_.ensure();
@@ -567,15 +572,19 @@ asio::awaitable<void> session::relay_response() {
         answer(504, "gateway timeout: no response from upstream", "upstream_timeout");
         co_return;
       }
+      // The request side failed while this side was not reading (its cancel reached nothing):
+      // do not wait for an upstream that may wait for the rest of the request.
+      if (pump_failed_) {
+        request_failed();
+        co_return;
+      }
       auto [ec, n] = co_await up_->async_read_some(
           asio::buffer(ub_.base() + ub_.end, ub_.capacity - ub_.end), token{});
       if (ec || n == 0) {
         if (fired_ && fired_phase_ == phase::response_head) {
           answer(504, "gateway timeout: no response from upstream", "upstream_timeout");
         } else if (pump_failed_) {
-          answer(pump_error_ != parse_error::none ? 400 : 0,
-                 "bad request: " + std::string(describe(pump_error_)),
-                 pump_error_ != parse_error::none ? "bad_request" : "client_reset");
+          request_failed();
         } else if (got == 0) {
           upstream_silent_ = true;
           answer(502, "bad gateway: upstream closed the connection before responding",
@@ -647,6 +656,10 @@ asio::awaitable<void> session::relay_response() {
     arm(phase::response_body, clock::now() + cfg_.idle_timeout);
     if (fired_) {
       answer(0, "", "upstream_timeout");
+      co_return;
+    }
+    if (pump_failed_) {  // as above: the request side's cancel came between two reads
+      answer(0, "", "client_reset");
       co_return;
     }
     auto [ec, n] = co_await up_->async_read_some(

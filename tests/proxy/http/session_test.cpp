@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -617,6 +618,54 @@ TEST(session, client_vanishing_at_every_byte_is_handled) {
   }
   EXPECT_TRUE(wait_for([&] { return e.proxy.sessions_done() == req.size(); }));
   EXPECT_FALSE(e.up.pending());
+  EXPECT_FALSE(e.proxy.escaped_.load());
+}
+
+// Sends `fd` junk until the path behind it stops taking bytes (nothing sendable for 300 ms),
+// at most `cap` bytes; returns how many went out.
+std::size_t send_until_stalled(int fd, std::size_t cap = 256u << 20) {
+  const std::string chunk(64 * 1024, 'x');
+  std::size_t sent = 0;
+  while (sent < cap) {
+    const auto n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) break;
+    if (!wait_fd(fd, POLLOUT, 300ms)) break;
+  }
+  return sent;
+}
+
+// The client half-closes mid-body while the response side is busy writing to it (the client
+// is not reading): the request's failure cancels no pending upstream read then, and the response
+// side must not go back to waiting on an upstream that waits for the rest of the body.
+TEST(session, request_failing_while_response_writes_to_client_ends_the_exchange) {
+  auto cfg = fast_config();
+  cfg.idle_timeout = 60s;
+  env e(cfg);
+  auto c = e.client();
+  const std::string head = "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n";
+  ASSERT_TRUE(send_all(c.get(), head + "0123456789"));
+  auto u = e.up.accept();
+  ASSERT_TRUE(u);
+  EXPECT_EQ(recv_n(u.get(), head.size() + 10), head + "0123456789");
+  // A long response, sent until every buffer on the way to the silent client is full.
+  ASSERT_TRUE(send_all(u.get(), "HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n"));
+  ASSERT_GT(send_until_stalled(u.get()), 0u);
+  ::shutdown(c.get(), SHUT_WR);  // the request body ends early
+  bool eof = false;
+  const auto start = std::chrono::steady_clock::now();
+  const auto got = recv_to_eof(c.get(), 15s, &eof);
+  EXPECT_TRUE(eof) << "client connection still open after " << got.size() << " bytes";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  // The upstream connection is closed too.
+  eof = false;
+  recv_to_eof(u.get(), 5s, &eof);
+  EXPECT_TRUE(eof);
+  EXPECT_TRUE(wait_for([&] { return e.proxy.sessions_done() == 1; }));
   EXPECT_FALSE(e.proxy.escaped_.load());
 }
 
