@@ -697,9 +697,12 @@ asio::awaitable<void> session::relay_response() {
   }
   response_done_ = true;
   if (!req_.message_done()) {
-    // The upstream answered before the request body ended: stop reading the client.
+    // The upstream answered before the request body ended: stop reading the client, and stop
+    // a write of the body the upstream may never read (cancelling only the client side reaches
+    // nothing while the request side is blocked on the upstream).
     boost::system::error_code ec;
     client_.cancel(ec);
+    if (up_) up_->cancel(ec);
   }
 }
 

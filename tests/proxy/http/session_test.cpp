@@ -669,6 +669,31 @@ TEST(session, request_failing_while_response_writes_to_client_ends_the_exchange)
   EXPECT_FALSE(e.proxy.escaped_.load());
 }
 
+// The upstream answers before reading the request body and then stops reading: the request
+// side is blocked writing to the upstream, so cancelling the client read reaches nothing. The
+// finished exchange must still end the connection instead of waiting for the idle timeout.
+TEST(session, early_response_while_request_blocks_on_upstream_ends_the_connection) {
+  auto cfg = fast_config();
+  cfg.idle_timeout = 60s;
+  env e(cfg);
+  auto c = e.client();
+  const std::string head = "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n";
+  ASSERT_TRUE(send_all(c.get(), head));
+  auto u = e.up.accept();
+  ASSERT_TRUE(u);
+  EXPECT_EQ(recv_head(u.get()), head);
+  // The body fills every buffer on the way to the upstream, which reads none of it.
+  ASSERT_GT(send_until_stalled(c.get()), 0u);
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  bool eof = false;
+  const auto got = recv_to_eof(c.get(), 15s, &eof);
+  EXPECT_TRUE(eof) << "client connection still open";
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+  EXPECT_NE(got.find("hello"), std::string::npos) << got;
+  EXPECT_TRUE(wait_for([&] { return e.proxy.sessions_done() == 1; }));
+  EXPECT_FALSE(e.proxy.escaped_.load());
+}
+
 TEST(session, upstream_vanishing_at_every_byte_is_handled) {
   const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
   const auto head_len = resp.find("\r\n\r\n") + 4;
