@@ -7,7 +7,6 @@
 
 #include <sstream>
 
-#include "proxy/logging.hpp"
 #include "tests/integration/tcp_harness.hpp"
 
 namespace devspaces::test {
@@ -570,120 +569,5 @@ TEST(tcp_relay, out_of_descriptors_on_accept_backs_off_and_recovers) {
   EXPECT_TRUE(c.read_until_eof().eof);
 }
 
-}  // namespace
-}  // namespace devspaces::test
-
-namespace devspaces::test {
-namespace {
-TEST(tcp_relay, DISABLED_zz_sigpipe) {
-  upstream_server up(echo());
-  std::size_t sa = getenv("SA") ? std::stoull(getenv("SA")) : 0;
-  if (getenv("LOGDBG")) proxy::setup_logging("debug", "text");
-  proxy_under_test proxy({}, sa);
-  proxy.set_target(up.endpoint());
-  auto c = connect_to(proxy.outbound_port());
-  std::vector<char> data(3 << 20);
-  std::uint64_t state = 42;
-  fill_random(data, state);
-  std::string payload(data.begin(), data.end());
-  std::string echoed;
-  fd_socket::read_result rr;
-  std::thread reader([&] { rr = c.read_until_eof(); });
-  bool ok = c.send_all(payload);
-  c.shutdown_send();
-  reader.join();
-  EXPECT_TRUE(ok);
-  EXPECT_EQ(describe_difference(payload, rr.data), "") << rr.error << " eof " << rr.eof;
-}
-
-TEST(tcp_relay, DISABLED_zz_slow_stress) {
-  int chunk = getenv("CHUNK") ? std::atoi(getenv("CHUNK")) : 997;
-  int rcvbuf = getenv("RCVBUF") ? std::atoi(getenv("RCVBUF")) : 4096;
-  upstream_server xor_echo([&](fd_socket& s, const sockaddr_in&) {
-    char buf[65536];
-    std::size_t pos = 0;
-    for (;;) {
-      ssize_t n = ::recv(s.fd(), buf, static_cast<std::size_t>(chunk), 0);
-      if (n <= 0) break;
-      for (ssize_t i = 0; i < n; ++i) buf[i] = static_cast<char>(buf[i] ^ key_at(pos++));
-      if (!s.send_all(std::string_view(buf, static_cast<std::size_t>(n)))) break;
-    }
-  });
-  std::size_t sa = getenv("SA") ? std::stoull(getenv("SA")) : 0;
-  proxy_under_test proxy({}, sa);
-  proxy.set_target(xor_echo.endpoint());
-  int rounds = getenv("ROUNDS") ? std::atoi(getenv("ROUNDS")) : 20;
-  for (int round = 0; round < rounds; ++round) {
-    std::vector<std::thread> ts;
-    std::atomic<int> bad{0};
-    for (int k = 0; k < 3; ++k) {
-      ts.emplace_back([&, k] {
-        auto payload = pattern((1 << 20) + k * 977, round * 31 + k + 5);
-        fd_socket c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-        ::setsockopt(c.fd(), SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof rcvbuf);
-        auto a = loopback_addr(proxy.outbound_port());
-        ::connect(c.fd(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-        c.set_timeout(std::chrono::seconds(20));
-        std::string got;
-        std::thread reader([&] {
-          char b[65536];
-          for (;;) {
-            ssize_t n = ::recv(c.fd(), b, static_cast<std::size_t>(chunk), 0);
-            if (n <= 0) break;
-            got.append(b, static_cast<std::size_t>(n));
-          }
-        });
-        c.send_all(payload);
-        c.shutdown_send();
-        reader.join();
-        for (std::size_t j = 0; j < got.size(); ++j) got[j] = static_cast<char>(got[j] ^ key_at(j));
-        auto d = describe_difference(payload, got);
-        if (!d.empty()) {
-          ++bad;
-          std::fprintf(stderr, "round %d conn %d: %s\n", round, k, d.c_str());
-        }
-      });
-    }
-    for (auto& t : ts) t.join();
-    EXPECT_EQ(bad.load(), 0);
-  }
-}
-
-TEST(tcp_relay, DISABLED_zz_concurrent_stress) {
-  upstream_server xor_echo([](fd_socket& s, const sockaddr_in&) {
-    char buf[65536];
-    std::size_t pos = 0;
-    for (;;) {
-      ssize_t n = ::recv(s.fd(), buf, sizeof buf, 0);
-      if (n <= 0) break;
-      for (ssize_t i = 0; i < n; ++i) buf[i] = static_cast<char>(buf[i] ^ key_at(pos++));
-      if (!s.send_all(std::string_view(buf, static_cast<std::size_t>(n)))) break;
-    }
-  });
-  std::size_t sa = getenv("SA") ? std::stoull(getenv("SA")) : 0;
-  if (getenv("LOGDBG")) proxy::setup_logging("debug", "text");
-  proxy_under_test proxy({}, sa);
-  proxy.set_target(xor_echo.endpoint());
-  for (int round = 0; round < 20; ++round) {
-    std::vector<std::thread> ts;
-    std::atomic<int> bad{0};
-    for (int k = 0; k < 6; ++k) {
-      ts.emplace_back([&, k] {
-        auto payload = pattern((3 << 20) + k * 977, round * 31 + k + 5);
-        auto c = connect_to(proxy.outbound_port());
-        auto got = send_and_receive(c, payload);
-        for (std::size_t j = 0; j < got.size(); ++j) got[j] = static_cast<char>(got[j] ^ key_at(j));
-        auto d = describe_difference(payload, got);
-        if (!d.empty()) {
-          ++bad;
-          std::fprintf(stderr, "round %d conn %d: %s\n", round, k, d.c_str());
-        }
-      });
-    }
-    for (auto& t : ts) t.join();
-    EXPECT_EQ(bad.load(), 0);
-  }
-}
 }  // namespace
 }  // namespace devspaces::test
