@@ -12,41 +12,13 @@
 #include "proxy/trace/hub.hpp"
 #include "proxy/trace/traces_client.hpp"
 #include "tests/integration/trace_test_util.hpp"
+#include "tests/proxy/trace/sample_records.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace devspaces::test {
 namespace {
 
 namespace trace = proxy::trace;
-
-trace::record exchange(const std::string& id, const std::string& target) {
-  trace::record r;
-  r.id = id;
-  r.ts = std::chrono::system_clock::now();
-  r.outbound = true;
-  r.pod = "servicea-7d9f";
-  r.space = "azureuser";
-  r.client = "127.0.0.1:40000";
-  r.original_dst = "10.0.0.12:80";
-  r.route_as = "azureuser";
-  r.route_as_source = proxy::routing::route_source::header;
-  r.route.service = "serviceb";
-  r.route.decision = proxy::routing::decision_kind::parent;
-  r.route.level = 1;
-  r.route.tried = {{"serviceb.azureuser.svc.cluster.local", "nxdomain"},
-                   {"serviceb.default.svc.cluster.local", "10.0.0.7"}};
-  r.request.method = "GET";
-  r.request.target = target;
-  r.request.version = "1.1";
-  r.request.host = "serviceb";
-  trace::response_info res;
-  res.status = 200;
-  res.reason = "OK";
-  res.version = "1.1";
-  res.body.append(std::string_view("hello"), 1024);
-  r.response = std::move(res);
-  return r;
-}
 
 /// The client in a child process with its stdout on a pipe.
 class client_process {
@@ -114,7 +86,7 @@ TEST(TraceClient, FollowsRendersReconnectsAndExitsZeroOnSigint) {
   auto server = std::make_unique<proxy::admin::admin_server>(metrics, hooks);
   ASSERT_FALSE(server->bind("127.0.0.1", 0));
   const auto port = server->port();
-  hub.push(exchange("aaa", "/first"));
+  hub.push(outbound_exchange("aaa", "/first"));
   // Fork while this process has one thread (the listener is bound but not served yet), so
   // the child cannot inherit a lock some other thread held.
   client_process client("http://127.0.0.1:" + std::to_string(port));
@@ -127,7 +99,7 @@ TEST(TraceClient, FollowsRendersReconnectsAndExitsZeroOnSigint) {
             "   HTTP/1.1 200 OK\n"
             "   hello\n");
   ASSERT_TRUE(wait_for([&] { return hub.followers() == 1; }));
-  hub.push(exchange("bbb", "/second"));
+  hub.push(outbound_exchange("bbb", "/second"));
   ASSERT_TRUE(client.wait_output("GET /second")) << client.text();
 
   // The admin server goes away and comes back on the same port: the client reconnects, gets
@@ -138,7 +110,7 @@ TEST(TraceClient, FollowsRendersReconnectsAndExitsZeroOnSigint) {
   const auto err = server->bind("127.0.0.1", port);
   ASSERT_FALSE(err) << *err;
   server->start();
-  hub.push(exchange("ccc", "/third"));
+  hub.push(outbound_exchange("ccc", "/third"));
   ASSERT_TRUE(client.wait_output("GET /third")) << client.text();
   EXPECT_EQ(count_of(client.text(), "--aaa->"), 1u);
   EXPECT_EQ(count_of(client.text(), "--bbb->"), 1u);

@@ -6,6 +6,7 @@
 #include "proxy/admin/admin_server.hpp"
 #include "proxy/trace/hub.hpp"
 #include "tests/integration/trace_test_util.hpp"
+#include "tests/proxy/trace/sample_records.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace devspaces::test {
@@ -16,17 +17,8 @@ namespace trace = proxy::trace;
 using asio::ip::tcp;
 
 trace::record big_record(int n) {
-  trace::record r;
-  r.id = "s" + std::to_string(n);
-  r.ts = std::chrono::system_clock::now();
-  r.pod = "servicea-7d9f";
-  r.space = "default";
-  r.client = "127.0.0.1:40000";
-  r.original_dst = "127.0.0.1:80";
+  auto r = outbound_exchange("s" + std::to_string(n), "/upload");
   r.request.method = "POST";
-  r.request.target = "/upload";
-  r.request.version = "1.1";
-  r.request.host = "serviceb";
   r.request.body.append(std::string(1024, 'a' + static_cast<char>(n % 26)), 1024);
   return r;
 }

@@ -10,6 +10,7 @@
 #include "proxy/admin/traces_endpoint.hpp"
 #include "proxy/trace/hub.hpp"
 #include "tests/integration/trace_test_util.hpp"
+#include "tests/proxy/trace/sample_records.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace devspaces::test {
@@ -20,25 +21,9 @@ namespace trace = proxy::trace;
 using asio::ip::tcp;
 
 trace::record sample(int n) {
-  trace::record r;
-  r.id = "r" + std::to_string(n);
-  r.ts = std::chrono::system_clock::now();
+  auto r = outbound_exchange("r" + std::to_string(n), "/n/" + std::to_string(n));
   r.outbound = n % 2 == 1;
-  r.pod = "servicea-7d9f";
-  r.space = "default";
-  r.client = "127.0.0.1:40000";
-  r.original_dst = "127.0.0.1:80";
-  r.request.method = "GET";
-  r.request.target = "/n/" + std::to_string(n);
-  r.request.version = "1.1";
-  r.request.host = "serviceb";
-  r.request.headers = {{"Host", "serviceb"}, {"Authorization", "secret"}};
-  trace::response_info res;
-  res.status = 200;
-  res.reason = "OK";
-  res.version = "1.1";
-  res.body.append(std::string_view("hello"), 1024);
-  r.response = std::move(res);
+  r.request.headers.emplace_back("Authorization", "secret");
   return r;
 }
 

@@ -23,6 +23,7 @@
 #include "proxy/trace/hub.hpp"
 #include "proxy/trace/uploader.hpp"
 #include "tests/integration/trace_test_util.hpp"
+#include "tests/proxy/trace/sample_records.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace devspaces::test {
@@ -118,18 +119,7 @@ std::string id_of(const std::string& line) {
 }
 
 trace::record sample(int n) {
-  trace::record r;
-  r.id = "u" + std::to_string(n);
-  r.ts = std::chrono::system_clock::now();
-  r.outbound = true;
-  r.pod = "servicea-7d9f";
-  r.space = "default";
-  r.client = "127.0.0.1:40000";
-  r.original_dst = "127.0.0.1:80";
-  r.request.method = "GET";
-  r.request.target = "/";
-  r.request.version = "1.1";
-  return r;
+  return outbound_exchange("u" + std::to_string(n));
 }
 
 /// An io_context on its own thread, stopped and joined also when an assertion returns early.

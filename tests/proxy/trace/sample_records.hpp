@@ -84,6 +84,15 @@ inline trace::record walkthrough_outbound() {
   return r;
 }
 
+/// walkthrough_outbound() as exchange `id` to `target`, stamped now: the records stream tests push.
+inline trace::record outbound_exchange(std::string_view id, std::string_view target = "/api") {
+  auto r = walkthrough_outbound();
+  r.id = id;
+  r.ts = std::chrono::system_clock::now();
+  r.request.target = target;
+  return r;
+}
+
 /// An outbound exchange that failed: nothing listened at the original destination.
 inline trace::record refused_outbound() {
   trace::record r;
