@@ -271,6 +271,9 @@ asio::awaitable<relay_result> relay(tcp::socket client, tcp::socket upstream,
 
   if (co_await send_initial(st, up, options.initial_client_bytes) &&
       co_await send_initial(st, down, options.initial_upstream_bytes)) {
+    // Sent: not kept for the connection's life (a sniffed TLS ClientHello can be KiBs).
+    std::string().swap(options.initial_client_bytes);
+    std::string().swap(options.initial_upstream_bytes);
     co_await (copy(st, up) && copy(st, down) && watchdog(st));
   }
   result.end = st.end;
