@@ -92,7 +92,6 @@ hub::hub(hub_options options, proxy_metrics* metrics)
       json_options_(std::make_shared<const json_options>(options_.json)),
       metrics_(metrics) {
   ring_.resize(options_.buffer);
-  always_wanted_ = !ring_.empty();
 }
 
 hub::~hub() {
@@ -190,7 +189,6 @@ std::vector<hub::follower_stat> hub::follower_stats() const {
 
 void hub::set_uploader(std::shared_ptr<uploader> u) {
   uploader_ = std::move(u);
-  always_wanted_ = always_wanted_ || uploader_ != nullptr;
 }
 
 void hub::close() {

@@ -161,7 +161,8 @@ class hub {
   /// tracing is turned off: `--trace-buffer 0` and no `--trace-upstream` (a follower attaching
   /// later receives the exchanges that begin after it joined). One relaxed load; any thread.
   bool wanted() const {
-    return always_wanted_ || follower_count_.load(std::memory_order_relaxed) != 0;
+    return !ring_.empty() || uploader_ != nullptr ||
+           follower_count_.load(std::memory_order_relaxed) != 0;
   }
   /// Settings in force.
   const hub_options& options() const { return options_; }
@@ -177,7 +178,7 @@ class hub {
   // One mutex for the ring and the follower list, so a new follower's replay and its queue
   // join without a gap and every follower sees records in seq order.
   mutable std::mutex mutex_;
-  std::vector<entry> ring_;  // circular, capacity options_.buffer
+  std::vector<entry> ring_;  // circular, sized once in the constructor (wanted() reads size)
   std::size_t ring_next_ = 0;
   std::size_t ring_size_ = 0;
   std::uint64_t seq_ = 0;
@@ -185,7 +186,6 @@ class hub {
   std::atomic<std::size_t> follower_count_{0};
 
   std::shared_ptr<uploader> uploader_;  // set once before workers start
-  bool always_wanted_ = false;          // ring or uploader present; set before workers start
   std::atomic<std::uint64_t> recorded_{0};
   std::atomic<std::uint64_t> dropped_{0};
 };
