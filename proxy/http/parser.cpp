@@ -210,6 +210,19 @@ request_line check_request_line(std::string_view line) {
   return r;
 }
 
+// Checks a status line (without its CRLF): "HTTP/" DIGIT "." DIGIT SP 3DIGIT, then SP and a
+// reason or nothing, with the code in 100-599 (RFC 9112 §4, RFC 9110 §15). llhttp takes one to
+// three digits ("HTTP/1.1 2").
+bool valid_status_line(std::string_view line) {
+  if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || !is_digit(line[5]) || line[6] != '.' ||
+      !is_digit(line[7]) || line[8] != ' ') {
+    return false;
+  }
+  if (!is_digit(line[9]) || !is_digit(line[10]) || !is_digit(line[11])) return false;
+  if (line.size() > 12 && line[12] != ' ') return false;
+  return line[9] >= '1' && line[9] <= '5';
+}
+
 // Trailer fields a request may not carry (RFC 9110 §6.5.1): framing, routing, connection
 // management, request modifiers, authentication and content metadata. A request with one is
 // rejected rather than forwarded (the body is relayed as received, so dropping a field would
@@ -458,6 +471,12 @@ struct parser::impl : parser::message_state {
     s.head.start = off(s, start);
     s.head.end = static_cast<std::uint32_t>(s.head.start + head_len);
     if (head_len > s.max_head) return fail(s, parse_error::head_too_large);
+    if (s.k == kind::response) {
+      const std::string_view head_text(start, head_len);
+      if (!valid_status_line(head_text.substr(0, head_text.find("\r\n")))) {
+        return fail(s, parse_error::bad_status);
+      }
+    }
     if (s.k == kind::request) {
       const std::string_view head_text(start, head_len);
       const auto line = head_text.substr(0, head_text.find("\r\n"));

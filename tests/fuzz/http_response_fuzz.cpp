@@ -47,7 +47,7 @@ void run(const char* data, std::size_t size, std::size_t split, bool head_req, b
 
   const auto& h = p.head();
   check(h.start < h.end && h.end <= size && h.end - h.start <= 1024);
-  check(h.status >= 100 && h.status <= 999);
+  check(h.status >= 100 && h.status <= 599);
   const std::string_view head(buf.data() + h.start, h.end - h.start);
   check(head.size() >= 4 && head.substr(head.size() - 4) == "\r\n\r\n");
   for (std::size_t i = 0; i < head.size(); ++i) {

@@ -252,6 +252,16 @@ TEST(parser, response_shapes) {
   EXPECT_EQ(truncated.error, parse_error::unexpected_eof);
   auto bad = parse(resp, "HTTP/1.1 2x0 OK\r\n\r\n");
   EXPECT_EQ(bad.event, parse_event::error);
+  // Found by fuzzing: llhttp takes one- and two-digit codes.
+  for (const char* line : {"HTTP/1.1 2\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 600 X\r\n\r\n",
+                           "HTTP/1.1 099 X\r\n\r\n", "HTTP/1.1 2000 X\r\n\r\n"}) {
+    SCOPED_TRACE(line);
+    auto b = parse(resp, line, 0, 65536, false, false, true);
+    EXPECT_EQ(b.event, parse_event::error);
+    EXPECT_EQ(b.error, parse_error::bad_status) << describe(b.error);
+  }
+  auto no_reason = parse(resp, "HTTP/1.1 204\r\n\r\n");
+  EXPECT_EQ(no_reason.event, parse_event::message_complete);
 }
 
 TEST(parser, head_size_limit) {
