@@ -210,6 +210,21 @@ request_line check_request_line(std::string_view line) {
   return r;
 }
 
+// "Content_Length" / "Transfer_Encoding": other fields to us, but CGI-style servers map '_' to
+// '-' and would frame the body by them.
+bool framing_name_in_disguise(std::string_view name) {
+  if (name.find('_') == std::string_view::npos) return false;
+  const auto same = [name](std::string_view target) {
+    if (name.size() != target.size()) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const char c = name[i] == '_' ? '-' : lower(name[i]);
+      if (c != target[i]) return false;
+    }
+    return true;
+  };
+  return same("content-length") || same("transfer-encoding");
+}
+
 // Checks a status line (without its CRLF): "HTTP/" DIGIT "." DIGIT SP 3DIGIT, then SP and a
 // reason or nothing, with the code in 100-599 (RFC 9112 §4, RFC 9110 §15). llhttp takes one to
 // three digits ("HTTP/1.1 2").
@@ -433,14 +448,30 @@ struct parser::impl : parser::message_state {
   }
   static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
+    if (s.head_complete) {
+      // Trailer values: llhttp passes an obs-fold through as a second piece of the value, not
+      // contiguous with the first (the CRLF lies between them).
+      const auto pos = s.pos_of(at);
+      if (s.trailer_value_open && pos != s.trailer_value_end) return fail(s, parse_error::obs_fold);
+      s.trailer_value_open = true;
+      s.trailer_value_end = pos + len;
+      for (std::size_t i = 0; i < len; ++i) {
+        const auto c = static_cast<unsigned char>(at[i]);
+        if (c == '\r' || c == '\n') return fail(s, parse_error::obs_fold);
+        if (c == 0) return fail(s, parse_error::nul_byte);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return fail(s, parse_error::invalid_header_char);
+      }
+      return 0;
+    }
     // llhttp reports an empty value as a zero-length span past the line end: ignore it, the
     // value's position is fixed in on_header_value_complete.
-    if (s.head_complete || s.head.headers.empty() || len == 0) return 0;
+    if (s.head.headers.empty() || len == 0) return 0;
     extend(s, s.head.headers.back().value, s.in_value, at, len);
     return 0;
   }
   static int on_header_value_complete(llhttp_t* p) {
     auto& s = self(p);
+    s.trailer_value_open = false;
     if (s.head_complete || s.head.headers.empty()) return 0;
     s.in_value = false;
     auto& h = s.head.headers.back();
@@ -502,6 +533,7 @@ struct parser::impl : parser::message_state {
     for (const auto& h : s.head.headers) {
       const auto name = s.text(h.name);
       const auto value = s.text(h.value);
+      if (framing_name_in_disguise(name)) return fail(s, parse_error::invalid_header);
       if (iequals(name, "content-length")) {
         if (cl != nullptr) return fail(s, parse_error::duplicate_content_length);
         cl = &h;
@@ -810,6 +842,8 @@ void parser::begin_message(const char* base, bool head_request, bool connect_req
   s.chunk_data_pending = false;
   s.seen_chunk = false;
   s.trailer_name_len = 0;
+  s.trailer_value_open = false;
+  s.trailer_value_end = 0;
   // Reset the head but keep the header vector's capacity while the state lives.
   auto headers = std::move(s.head.headers);
   headers.clear();

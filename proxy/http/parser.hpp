@@ -192,6 +192,8 @@ class parser {
     bool chunk_data_pending = false;  // a chunk header was parsed, its data not yet seen
     bool seen_chunk = false;
     std::uint32_t trailer_name_len = 0;
+    bool trailer_value_open = false;  // a trailer value's bytes are being reported
+    std::uint64_t trailer_value_end = 0;
     char trailer_name[32] = {};
     message_head head;
     parse_error error = parse_error::none;

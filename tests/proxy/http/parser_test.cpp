@@ -487,6 +487,8 @@ TEST(parser, chunk_size_bounds) {
       {"Host trailer", "0\r\nHost: b\r\n\r\n", parse_error::forbidden_trailer},
       {"If- trailer", "0\r\nIf-Match: x\r\n\r\n", parse_error::forbidden_trailer},
       {"empty trailer name", "0\r\n: x\r\n\r\n", parse_error::invalid_header},
+      {"folded trailer", "0\r\nX-A: a\r\n b\r\n\r\n", parse_error::obs_fold},
+      {"control char in trailer", "0\r\nX-A: a\x01\r\n\r\n", parse_error::invalid_header},
   };
   for (const auto& k : cases) {
     SCOPED_TRACE(k.name);
