@@ -116,8 +116,9 @@ void run(const char* data, std::size_t size, std::size_t split) {
         auto t = list.substr(0, comma);
         while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
         while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-        check(iequals(t, "close") || iequals(t, "keep-alive") || iequals(t, "upgrade") ||
-              iequals(t, "te"));
+        // Empty list elements are allowed (RFC 9110 §5.6.1) and mean nothing.
+        check(t.empty() || iequals(t, "close") || iequals(t, "keep-alive") ||
+              iequals(t, "upgrade") || iequals(t, "te"));
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
       }
