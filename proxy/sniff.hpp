@@ -16,7 +16,7 @@ enum class sniff_verdict {
 /// Longest method token the sniffer waits for; longer uppercase runs are raw TCP.
 inline constexpr std::size_t max_method_length = 20;
 
-/// Classifies the bytes a client sent first (SPEC §2.1). Pure; "PRI " (the HTTP/2 preface) is tcp.
+/// Classifies the bytes a client sent first. Pure; "PRI " (the HTTP/2 preface) is tcp.
 sniff_verdict classify_first_bytes(std::string_view bytes);
 
 /// How long the proxy waits for a client's first bytes before it also connects upstream, so a
