@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The documented commands work in the orders a newcomer takes them, from a fresh copy of the
 # repository: demo -> bench, test -> demo -> bench, and bench -> demo -> test. Each command runs
-# for real up to its build step (DEVSPACES_BUILD_DRY_RUN=1: configure, then `ninja -n` on the
-# targets it builds, so an unknown target or a stale cache fails here), and nothing is compiled
-# or run. A fresh copy is the tracked files of this checkout, as a clone would have them.
+# for real up to its build step (DEVSPACES_BUILD_DRY_RUN=1: configure, then `ninja -t query` on
+# the targets it builds, so an unknown target left by a stale cache fails here), and nothing is
+# compiled or run. A fresh copy is the tracked files of this checkout, as a clone would have them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/devspaces-orders.XXXXXX")
