@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The documented commands work in the orders a newcomer takes them, from a fresh copy of the
-# repository: demo -> bench, test -> demo -> bench, and bench -> demo -> test. Each command runs
+# repository: demo -> bench, demo -> gen-docs -> bench, test -> demo -> bench, and
+# bench -> demo -> test. Each command runs
 # for real up to its build step (DEVSPACES_BUILD_DRY_RUN=1: configure, then `ninja -t query` on
 # the targets it builds, so an unknown target left by a stale cache fails here), and nothing is
 # compiled or run. A fresh copy is the tracked files of this checkout, as a clone would have them.
@@ -44,6 +45,7 @@ run_order() {  # run_order NAME STEP...
       demo) step "$dir" "scripts/demo" scripts/demo ;;
       bench) step "$dir" "bench/run --quick" bench/run --quick ;;
       test) step "$dir" "scripts/test" scripts/test ;;
+      docs) step "$dir" "scripts/gen-docs" scripts/gen-docs ;;
 
     esac
   done
@@ -54,6 +56,7 @@ run_order() {  # run_order NAME STEP...
 }
 
 run_order demo-bench demo bench
+run_order demo-docs-bench demo docs bench
 run_order test-demo-bench test demo bench
 run_order bench-demo-test bench demo test
 echo "every order passed"
