@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   while (sig == 0) sig = wait_signal(signals, std::chrono::milliseconds(1000));
   if (sig == SIGTERM) {
-    // SPEC §2.6: /readyz turns 503, listeners close, in-flight work finishes for up to
+    // Graceful shutdown: /readyz turns 503, listeners close, in-flight work finishes for up to
     // --drain-timeout, then the rest is closed. A second SIGTERM or a SIGINT ends it now.
     log->info("SIGTERM: draining {} connection(s) for up to {} ms", srv.active_connections(),
               cfg->drain_timeout.count());

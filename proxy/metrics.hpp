@@ -40,7 +40,8 @@ code_class class_of_status(int status);
 /// "inbound" / "outbound".
 std::string_view to_string(direction d);
 
-/// Every metric of SPEC §2.5, with each series looked up once (no Family::Add on the data path).
+/// Every metric the admin /metrics endpoint serves, with each series looked up once (no Family::Add
+/// on the data path).
 class proxy_metrics {
  public:
   proxy_metrics();

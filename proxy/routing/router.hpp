@@ -18,7 +18,7 @@
 
 namespace devspaces::proxy::routing {
 
-/// What the router decided for one HTTP request (SPEC §2.2).
+/// What the router decided for one HTTP request (proxy/routing/README.md).
 struct route_result {
   /// The valid space from the route header (or, inbound, from the Host), lowercase.
   std::optional<std::string> route_as;

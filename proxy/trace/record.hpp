@@ -84,7 +84,8 @@ struct response_info {
   header_list trailers;  ///< trailer fields (HTTP/2 trailers, chunked trailers); empty when none
 };
 
-/// One HTTP exchange seen by one proxy side (SPEC §2.3). Built once, then moved to the sink.
+/// One HTTP exchange seen by one proxy side (proxy/trace/README.md, "Raw records"). Built once,
+/// then moved to the sink.
 struct record {
   std::string id;  ///< short exchange id, unique per process
   std::chrono::system_clock::time_point ts;
@@ -111,7 +112,7 @@ struct json_options {
   std::vector<std::string> redact_headers;  ///< lowercase names whose values become "[redacted]"
 };
 
-/// The record as one line of JSON (SPEC §2.3, no trailing newline): "v":1, lowercase header
+/// The record as one line of JSON (no trailing newline): "v":1, lowercase header
 /// names, redacted values, body prefix as UTF-8 text or base64 with "body_encoding":"base64".
 std::string to_json(const record& r, const json_options& opts);
 

@@ -2,7 +2,7 @@
 
 namespace devspaces::proxy::trace {
 
-/// `devspaces-proxy traces [URL]` (SPEC §2.4): follows URL/traces?follow=1 (default
+/// `devspaces-proxy traces [URL]` (proxy/trace/README.md): follows URL/traces?follow=1 (default
 /// http://127.0.0.1:15090) and prints each record with render_record. Reconnects with backoff
 /// when the stream drops, skipping records it already printed; exits 0 on SIGINT/SIGTERM and
 /// 2 on a malformed URL. argv[1] is "traces".
