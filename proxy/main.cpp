@@ -67,8 +67,15 @@ int main(int argc, char** argv) {
     std::fputs(proxy_help().c_str(), stdout);
     return 0;
   }
+  if (parsed.help_markdown) {
+    config scratch;
+    std::fputs(devspaces::common::render_markdown(proxy_options(scratch)).c_str(), stdout);
+    return 0;
+  }
   if (parsed.version) {
-    std::printf("devspaces-proxy %s\n", DEVSPACES_VERSION);
+    std::puts(devspaces::common::version_text("devspaces-proxy", DEVSPACES_VERSION,
+                                              DEVSPACES_COMMIT, DEVSPACES_BUILD_TYPE)
+                  .c_str());
     return 0;
   }
   if (parsed.error) return fail(2, *parsed.error);
@@ -81,7 +88,7 @@ int main(int argc, char** argv) {
   auto log = logger("main");
   // Components that cannot link proxy/logging look their loggers up by name: create them here
   // so they follow --log-level and --log-format.
-  for (const char* component : {"routing", "http"}) logger(component);
+  for (const char* component : {"routing", "http", "h2"}) logger(component);
 
   // Signals are taken synchronously by this thread only: block them before any thread starts.
   sigset_t signals;
