@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   auto log = logger("main");
   // Components that cannot link proxy/logging look their loggers up by name: create them here
   // so they follow --log-level and --log-format.
-  for (const char* component : {"routing", "http"}) logger(component);
+  for (const char* component : {"routing", "http", "h2"}) logger(component);
 
   // Signals are taken synchronously by this thread only: block them before any thread starts.
   sigset_t signals;
