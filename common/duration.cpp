@@ -63,7 +63,7 @@ duration_parse parse_duration_checked(std::string_view text) {
     while (u < text.size() && !is_digit(text[u]) && text[u] != '.') ++u;
     const std::string_view unit = text.substr(i, u - i);
     if (unit.empty())
-      return refuse(std::string("has a number without a unit (ns, us, ms, s, m, h)") + example);
+      return refuse("has a number without a unit (ns, us, ms, s, m, h; e.g. 1m30s)");
     const std::uint64_t scale = unit_ns(unit);
     if (scale == 0)
       return refuse("has an unknown unit '" + std::string(unit) + "' (ns, us, ms, s, m, h)");
