@@ -46,6 +46,9 @@ def main():
             b_default = c.add_pod("serviceb", "default")
             a_user = c.add_pod("servicea", "azureuser", parents=["default"],
                                calls=["http://serviceb/api"])
+            say("   and servicea-otel in azureuser: an app that forwards only W3C traceparent")
+            otel = c.add_pod("servicea-otel", "azureuser", parents=["default"],
+                             calls=["http://serviceb/api"], app_args=["--propagate", "traceparent"])
             c.start_dns()
             for p in c.pods:
                 p.start_proxy()
@@ -69,6 +72,24 @@ def main():
             for line in body2.splitlines():
                 say("   | " + line)
             ok = ok and status2 == 200 and "(azds-route-as: -)" in body2
+            say()
+            say("== 3. Route memory: GET / with traceparent -> servicea-otel.azureuser, whose app")
+            say("      forwards traceparent only (no route header)")
+            trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+            status3, body3 = c.ingress_get(
+                otel, "azureuser.s.default.servicea-otel.example.io",
+                headers=[f"traceparent: 00-{trace_id}-00f067aa0ba902b7-01"])
+            for line in body3.splitlines():
+                say("   | " + line)
+            recs = netns.wait_until(
+                lambda: otel.traces(f"direction=outbound&trace_id={trace_id}"), 5, "record")
+            r = recs[-1]
+            say(f"   servicea-otel's outbound record: route_as={r['route_as']} "
+                f"route_as_source={r['route_as_source']} decision={r['route']['decision']} "
+                f"trace_id={r['trace_id']}")
+            ok = ok and status3 == 200 and \
+                "serviceb.default answered /api (azds-route-as: azureuser)" in body3 and \
+                r["route_as_source"] == "memory"
             say()
             say("== What each proxy recorded (devspaces-proxy traces, one follower per pod)")
             for p, follower in followers.items():

@@ -139,6 +139,36 @@ std::vector<option_spec> proxy_options(config& c) {
                  c.log_format = std::string(v);
                  return std::nullopt;
                }});
+  o.push_back({"--route-memory-ttl", "DEVSPACES_ROUTE_MEMORY_TTL", "60s",
+               "how long a trace id remembers its space (0 = route memory off)",
+               [&c](std::string_view v) -> err {
+                 if (v == "0") {
+                   c.route_memory_ttl = milliseconds(0);
+                   return std::nullopt;
+                 }
+                 auto d = common::parse_duration(v);
+                 if (!d) return "is not a duration (e.g. 60s, 2m) or 0";
+                 c.route_memory_ttl = *d;
+                 return std::nullopt;
+               }});
+  o.push_back({"--otlp-endpoint", "DEVSPACES_OTLP_ENDPOINT", "",
+               "OTLP/HTTP JSON traces URL (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else "
+               "OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces)",
+               [&c](std::string_view v) -> err {
+                 if (!v.empty() && (!v.starts_with("http://") || v.size() <= 7))
+                   return "is not an http://host:port/path URL";
+                 c.otlp_endpoint = std::string(v);
+                 return std::nullopt;
+               }});
+  o.push_back({"--access-log", "DEVSPACES_ACCESS_LOG", "off",
+               "off, errors (error answers, failed upstreams) or all: one log line per exchange",
+               [&c](std::string_view v) -> err {
+                 auto l = common::to_lower(v);
+                 if (l != "off" && l != "errors" && l != "all")
+                   return "is not one of off, errors, all";
+                 c.access_log = l;
+                 return std::nullopt;
+               }});
   return o;
 }
 
@@ -153,6 +183,20 @@ config_result parse_proxy_config(std::span<const std::string> args, const common
   }
   auto specs = proxy_options(r.cfg);
   auto p = common::parse_options(specs, args, env);
+  if (!p.error && r.cfg.otlp_endpoint.empty() && env) {
+    // The OpenTelemetry SDK variables, as every SDK reads them: the traces endpoint is taken as
+    // is, the general one gets the signal path appended.
+    if (auto t = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); t && !t->empty()) {
+      r.cfg.otlp_endpoint = *t;
+    } else if (auto b = env("OTEL_EXPORTER_OTLP_ENDPOINT"); b && !b->empty()) {
+      std::string base = *b;
+      while (!base.empty() && base.back() == '/') base.pop_back();
+      r.cfg.otlp_endpoint = base + "/v1/traces";
+    }
+    if (!r.cfg.otlp_endpoint.empty() && !r.cfg.otlp_endpoint.starts_with("http://"))
+      p.error = "OTLP endpoint from OTEL_EXPORTER_OTLP_*: '" + r.cfg.otlp_endpoint +
+                "' is not an http:// URL";
+  }
   r.positional = std::move(p.positional);
   r.help = p.help;
   r.help_markdown = p.help_markdown;
@@ -216,6 +260,9 @@ std::string config_to_json(const config& c) {
   o["log_level"] = c.log_level;
   o["log_format"] = c.log_format;
   o["pod"] = c.pod_name;
+  o["route_memory_ttl"] = common::format_duration(c.route_memory_ttl);
+  o["otlp_endpoint"] = c.otlp_endpoint;
+  o["access_log"] = c.access_log;
   return json::serialize(o);
 }
 

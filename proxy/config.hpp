@@ -39,7 +39,10 @@ struct config {
                                                 "set-cookie"};
   std::string log_level = "info";
   std::string log_format = "text";
-  std::string pod_name;  ///< POD_NAME, else the hostname (filled by main)
+  milliseconds route_memory_ttl{60000};  ///< 0: route memory off
+  std::string otlp_endpoint;             ///< OTLP/HTTP JSON traces URL; empty: no export
+  std::string access_log = "off";        ///< off, errors, all
+  std::string pod_name;                  ///< POD_NAME, else the hostname (filled by main)
 };
 
 /// The flag table of devspaces-proxy, bound to a config value it fills in.

@@ -25,6 +25,19 @@ class json_formatter final : public spdlog::formatter {
     std::tm tm{};
     gmtime_r(&t, &tm);
     auto level = spdlog::level::to_string_view(msg.level);
+    const std::string_view name(msg.logger_name.data(), msg.logger_name.size());
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    if (name == "access" && payload.size() >= 2 && payload.front() == '{' &&
+        payload.back() == '}') {
+      // An access line is already a JSON object of fields: merged into the line, so every
+      // field is a key of its own.
+      fmt::format_to(std::back_inserter(dest),
+                     R"({{"ts":"{:%Y-%m-%dT%H:%M:%S}.{:06}Z","level":"{}","logger":"access",)"
+                     R"("msg":"exchange",{})",
+                     tm, micros, std::string_view(level.data(), level.size()), payload.substr(1));
+      dest.push_back('\n');
+      return;
+    }
     fmt::format_to(
         std::back_inserter(dest),
         R"({{"ts":"{:%Y-%m-%dT%H:%M:%S}.{:06}Z","level":"{}","logger":"{}","msg":"{}"}})", tm,

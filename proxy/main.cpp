@@ -20,6 +20,7 @@
 #include "proxy/routing/service.hpp"
 #include "proxy/server.hpp"
 #include "proxy/trace/hub.hpp"
+#include "proxy/trace/otlp.hpp"
 #include "proxy/trace/uploader.hpp"
 
 #include "proxy/trace/traces_client.hpp"
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
   auto log = logger("main");
   // Components that cannot link proxy/logging look their loggers up by name: create them here
   // so they follow --log-level and --log-format.
-  for (const char* component : {"routing", "http", "h2"}) logger(component);
+  for (const char* component : {"routing", "http", "h2", "trace", "access"}) logger(component);
 
   // Signals are taken synchronously by this thread only: block them before any thread starts.
   sigset_t signals;
@@ -112,6 +113,17 @@ int main(int argc, char** argv) {
     uo.url = cfg->trace_upstream;
     if (auto err = trace::start_uploader(traces, control.get_executor(), uo, &metrics))
       return fail(2, "--trace-upstream: " + *err);
+  }
+  if (!cfg->otlp_endpoint.empty()) {
+    trace::uploader_options uo;
+    uo.url = cfg->otlp_endpoint;
+    trace::otlp_resource resource;
+    resource.pod = cfg->pod_name;
+    resource.space = cfg->space;
+    resource.version = DEVSPACES_VERSION;
+    if (auto err = trace::start_otlp_exporter(traces, control.get_executor(), uo,
+                                              std::move(resource), &metrics))
+      return fail(2, "--otlp-endpoint: " + *err);
   }
   routing.service->start_watcher(control.get_executor());
   std::thread control_thread([&] { control.run(); });

@@ -21,6 +21,7 @@ constexpr std::array<const char*, 6> decisions{"own",      "parent",    "grandpa
 constexpr std::array<const char*, 4> reasons{"refused", "timeout", "unreachable", "other"};
 constexpr std::array<const char*, 4> dns_results{"hit", "found", "nxdomain", "error"};
 constexpr std::array<const char*, 3> trace_outcomes{"recorded", "sent", "dropped"};
+constexpr std::array<const char*, 3> memory_results{"hit", "miss", "stored"};
 const std::string prefix = "devspaces_proxy_";
 
 // process_* metrics read from /proc at scrape time.
@@ -125,7 +126,7 @@ proxy_metrics::proxy_metrics() : registry_(std::make_shared<prometheus::Registry
                   .Register(*registry_);
   auto& route = BuildCounter()
                     .Name(prefix + "route_decisions_total")
-                    .Help("Outbound route decisions.")
+                    .Help("Route decisions (outbound; inbound only for invalid headers).")
                     .Register(*registry_);
   auto& fails = BuildCounter()
                     .Name(prefix + "upstream_connect_failures_total")
@@ -143,6 +144,22 @@ proxy_metrics::proxy_metrics() : registry_(std::make_shared<prometheus::Registry
                       .Name(prefix + "config_reloads_total")
                       .Help("Space tree reloads by result.")
                       .Register(*registry_);
+  auto& memory = BuildCounter()
+                     .Name(prefix + "route_memory_total")
+                     .Help("Trace-id route memory: outbound hits and misses, inbound stores.")
+                     .Register(*registry_);
+  auto& otlp = BuildCounter()
+                   .Name(prefix + "otlp_spans_total")
+                   .Help("Spans exported over OTLP (sent) or dropped from the full queue.")
+                   .Register(*registry_);
+  otlp_[0] = &otlp.Add({{"outcome", "sent"}});
+  otlp_[1] = &otlp.Add({{"outcome", "dropped"}});
+  BuildGauge()
+      .Name(prefix + "build_info")
+      .Help("The version and commit of this build (always 1).")
+      .Register(*registry_)
+      .Add({{"version", std::string(build_version())}, {"commit", std::string(build_commit())}})
+      .Set(1);
   const Histogram::BucketBoundaries buckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                             0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                             1,      2.5,     5,      10,    30,     60};
@@ -166,6 +183,23 @@ proxy_metrics::proxy_metrics() : registry_(std::make_shared<prometheus::Registry
   for (int i = 0; i < 3; ++i) trace_[i] = &trace.Add({{"outcome", trace_outcomes[i]}});
   reloads_[0] = &reloads.Add({{"result", "ok"}});
   reloads_[1] = &reloads.Add({{"result", "error"}});
+  for (int i = 0; i < 3; ++i) memory_[i] = &memory.Add({{"result", memory_results[i]}});
+}
+
+std::string_view proxy_metrics::build_version() {
+#ifdef DEVSPACES_VERSION
+  return DEVSPACES_VERSION;
+#else
+  return "unknown";
+#endif
+}
+
+std::string_view proxy_metrics::build_commit() {
+#ifdef DEVSPACES_COMMIT
+  return DEVSPACES_COMMIT;
+#else
+  return "unknown";
+#endif
 }
 
 std::string proxy_metrics::serialize() const {

@@ -28,6 +28,7 @@ enum class route_outcome : int {
 enum class connect_failure : int { refused = 0, timeout, unreachable, other };
 enum class dns_result : int { hit = 0, found, nxdomain, error };
 enum class trace_outcome : int { recorded = 0, sent, dropped };
+enum class memory_result : int { hit = 0, miss, stored };
 
 /// Standard methods get their own label value; everything else is OTHER.
 inline constexpr std::array<std::string_view, 10> metric_methods{
@@ -64,6 +65,14 @@ class proxy_metrics {
   prometheus::Counter& dns_lookups(dns_result r) { return *dns_[static_cast<int>(r)]; }
   prometheus::Counter& trace_records(trace_outcome o) { return *trace_[static_cast<int>(o)]; }
   prometheus::Counter& config_reloads(bool ok) { return *reloads_[ok ? 0 : 1]; }
+  /// route_memory_total{result}: trace-id route memory hits, misses and stores.
+  prometheus::Counter& route_memory(memory_result r) { return *memory_[static_cast<int>(r)]; }
+  /// otlp_spans_total{outcome}: spans delivered to / dropped before the OTLP collector.
+  prometheus::Counter& otlp_spans(bool sent) { return *otlp_[sent ? 0 : 1]; }
+
+  /// The version and commit this binary was built from (devspaces_proxy_build_info labels).
+  static std::string_view build_version();
+  static std::string_view build_commit();
 
   /// Prometheus text exposition 0.0.4 of every family, plus process_* metrics.
   std::string serialize() const;
@@ -86,6 +95,8 @@ class proxy_metrics {
   std::array<prometheus::Counter*, 4> dns_{};
   std::array<prometheus::Counter*, 3> trace_{};
   std::array<prometheus::Counter*, 2> reloads_{};
+  std::array<prometheus::Counter*, 3> memory_{};
+  std::array<prometheus::Counter*, 2> otlp_{};
 };
 
 }  // namespace devspaces::proxy

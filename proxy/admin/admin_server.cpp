@@ -20,6 +20,7 @@
 #include "proxy/server.hpp"
 
 #include "proxy/admin/traces_endpoint.hpp"
+#include "proxy/admin/ui_page.hpp"
 
 namespace devspaces::proxy::admin {
 
@@ -121,6 +122,28 @@ struct admin_server::impl {
       if (target == "/traces" || target.starts_with("/traces?")) {
         co_await serve_traces(stream, req, hooks.traces);
         break;
+      }
+      if (target == "/ui" || target.starts_with("/ui?") || target == "/ui/") {
+        // Loopback only, like /traces: the page shows every record.
+        boost::system::error_code rec;
+        const auto remote = stream.socket().remote_endpoint(rec);
+        response page = (!rec && is_loopback(remote.address()))
+                            ? make_response(req, http::status::ok, "text/html; charset=utf-8",
+                                            std::string(ui_page()))
+                            : text(req, http::status::forbidden,
+                                   "devspaces-proxy: /ui is served to loopback clients only (use "
+                                   "kubectl port-forward)");
+        if (page.result() == http::status::ok) {
+          page.set(http::field::cache_control, "no-store");
+          page.set("Content-Security-Policy",
+                   "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                   "connect-src 'self'");
+        }
+        const bool keep_page = page.keep_alive();
+        stream.expires_after(read_timeout);
+        auto [pec, pn] = co_await http::async_write(stream, page, token{});
+        if (pec || !keep_page) break;
+        continue;
       }
       auto res = co_await route(req);
       bool keep = res.keep_alive();

@@ -55,6 +55,19 @@ std::string format(const std::vector<trace::entry>& entries, bool sse) {
   return out;
 }
 
+// Keeps the entries that pass the filter, at most the newest `last` of them.
+std::vector<trace::entry> select(std::vector<trace::entry> entries,
+                                 const trace::record_filter& filter, std::size_t last) {
+  if (!filter.empty()) {
+    std::erase_if(entries,
+                  [&](const trace::entry& e) { return !filter.matches_line(e.json->text()); });
+  }
+  if (entries.size() > last) {
+    entries.erase(entries.begin(), entries.end() - static_cast<std::ptrdiff_t>(last));
+  }
+  return entries;
+}
+
 const char* content_type(bool sse) {
   return sse ? "text/event-stream" : "application/x-ndjson";
 }
@@ -77,11 +90,16 @@ asio::awaitable<void> answer(beast::tcp_stream& stream, const request& req, http
 
 // HTTP/1.0 clients get a body delimited by the close instead of chunks.
 asio::awaitable<void> pump(beast::tcp_stream& stream, std::shared_ptr<trace::subscription> sub,
-                           std::vector<trace::entry> replay, bool sse, bool chunked) {
+                           std::vector<trace::entry> replay, bool sse, bool chunked,
+                           trace::record_filter filter) {
   co_await asio::this_coro::throw_if_cancelled(false);
   std::vector<trace::entry> batch = std::move(replay);
   // A plain loop: GCC 12 mis-compiles `continue` in a do-while whose condition co_awaits.
   for (;;) {
+    if (!filter.empty()) {
+      std::erase_if(batch,
+                    [&](const trace::entry& e) { return !filter.matches_line(e.json->text()); });
+    }
     if (!batch.empty()) {
       const auto chunk = format(batch, sse);
       batch.clear();
@@ -146,6 +164,18 @@ traces_query parse_traces_query(std::string_view target, std::string_view accept
       q.last = n < max_last ? n : max_last;
     } else if (key == "follow") {
       q.follow = !(value == "0" || value == "false" || value == "no");
+    } else {
+      auto decoded = trace::url_decode(value);
+      if (!decoded) {
+        q.error = std::string(key) + ": broken percent-encoding";
+        return q;
+      }
+      std::optional<std::string> problem;
+      q.filter.set(key, *decoded, problem);  // unknown parameters are ignored
+      if (problem) {
+        q.error = *problem;
+        return q;
+      }
     }
   }
   return q;
@@ -181,13 +211,17 @@ asio::awaitable<void> serve_traces(beast::tcp_stream& stream, const request& req
     co_return;
   }
   if (!q.follow) {
-    co_await answer(stream, req, http::status::ok, format(hub->last(q.last), q.sse),
+    auto entries = hub->last(q.filter.empty() ? q.last : hub->options().buffer);
+    co_await answer(stream, req, http::status::ok,
+                    format(select(std::move(entries), q.filter, q.last), q.sse),
                     content_type(q.sse));
     co_return;
   }
 
   std::vector<trace::entry> replay;
-  auto sub = hub->subscribe(co_await asio::this_coro::executor, q.last, replay);
+  auto sub = hub->subscribe(co_await asio::this_coro::executor,
+                            q.filter.empty() ? q.last : hub->options().buffer, replay);
+  replay = select(std::move(replay), q.filter, q.last);
   // Also runs when the admin io_context is destroyed with this frame suspended.
   struct unsubscribe_on_exit {
     trace::hub* hub;
@@ -205,7 +239,8 @@ asio::awaitable<void> serve_traces(beast::tcp_stream& stream, const request& req
   stream.expires_after(write_timeout);
   auto [wec, wn] = co_await http::async_write_header(stream, sr, token);
   if (!wec && req.method() != http::verb::head) {
-    co_await (pump(stream, sub, std::move(replay), q.sse, chunked) || watch_close(stream));
+    co_await (pump(stream, sub, std::move(replay), q.sse, chunked, q.filter) ||
+              watch_close(stream));
   }
   stream.expires_never();
   beast::error_code ignored;

@@ -11,6 +11,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "proxy/trace/filter.hpp"
+
 namespace devspaces::proxy::trace {
 class hub;
 }
@@ -34,10 +36,12 @@ struct traces_query {
   std::size_t last = 100;
   bool follow = false;
   bool sse = false;
+  trace::record_filter filter;       ///< direction, method, status, path, route_as, ...
   std::optional<std::string> error;  ///< why the request is a 400
 };
 
-/// Reads `last` and `follow` from the target's query and SSE from the Accept header.
+/// Reads `last`, `follow` and the record filters from the target's query (percent-encoded
+/// values) and SSE from the Accept header.
 traces_query parse_traces_query(std::string_view target, std::string_view accept);
 
 }  // namespace devspaces::proxy::admin

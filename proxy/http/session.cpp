@@ -785,9 +785,10 @@ asio::awaitable<bool> session::exchange() {
   connect_request_ = method == "CONNECT";
   // The authority the origin will use (an absolute-form target's, else the one Host).
   const std::string_view host = req_.text(rh.authority);
-  std::vector<std::string_view> route_values;
+  std::vector<routing::header_ref> fields;
+  fields.reserve(rh.headers.size());
   for (const auto& f : rh.headers) {
-    if (iequals(req_.text(f.name), cfg_.route_header)) route_values.push_back(req_.text(f.value));
+    fields.emplace_back(req_.text(f.name), req_.text(f.value));
   }
   begin_record();
   if (rec_) {
@@ -815,9 +816,9 @@ asio::awaitable<bool> session::exchange() {
     arm(phase::none, clock::time_point::max());
     routing::route_result rr;
     if (ctx_.dir == direction::inbound) {
-      rr = ctx_.services->router->route_inbound(host, route_values);
+      rr = ctx_.services->router->route_inbound(host, fields);
     } else {
-      rr = co_await ctx_.services->router->route_outbound(host, route_values);
+      rr = co_await ctx_.services->router->route_outbound(host, fields);
     }
     if (rr.insert_header && rr.route_as) {
       add_header(edit, req_, cfg_.route_header, *rr.route_as);
@@ -828,6 +829,7 @@ asio::awaitable<bool> session::exchange() {
       rec_->route_as = rr.route_as;
       rec_->route_as_source = rr.source;
       rec_->route = std::move(rr.decision);
+      if (rr.trace) rec_->trace_id = rr.trace->hex();
     }
   }
   if (rec_) rec_->upstream = io::format_endpoint(target).view();

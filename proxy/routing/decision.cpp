@@ -20,8 +20,14 @@ const char* to_string(route_source s) {
   switch (s) {
     case route_source::header:
       return "header";
+    case route_source::baggage:
+      return "baggage";
+    case route_source::kubernetes_route_as:
+      return "kubernetes-route-as";
     case route_source::host:
       return "host";
+    case route_source::memory:
+      return "memory";
     case route_source::none:
       break;
   }

@@ -7,7 +7,7 @@
 namespace devspaces::proxy::routing {
 
 /// Where the route space came from (trace field route_as_source).
-enum class route_source { header, host, none };
+enum class route_source { header, baggage, kubernetes_route_as, host, memory, none };
 
 /// Which level of the space chain served the request (trace field route.decision).
 enum class decision_kind { own, parent, grandparent, original };
@@ -28,7 +28,7 @@ struct route_decision {
 
 /// "own", "parent", "grandparent", "original".
 const char* to_string(decision_kind d);
-/// "header", "host", "none".
+/// "header", "baggage", "kubernetes-route-as", "host", "memory", "none".
 const char* to_string(route_source s);
 
 }  // namespace devspaces::proxy::routing

@@ -9,24 +9,28 @@ namespace devspaces::proxy::routing {
 namespace asio = boost::asio;
 
 router::router(asio::any_io_executor ex, std::shared_ptr<const config> cfg, proxy_metrics& metrics,
-               std::shared_ptr<const space_tree_holder> tree, std::shared_ptr<resolver> resolver)
+               std::shared_ptr<const space_tree_holder> tree, std::shared_ptr<resolver> resolver,
+               std::shared_ptr<route_memory> memory)
     : ex_(std::move(ex)),
       cfg_(std::move(cfg)),
       metrics_(metrics),
       tree_(std::move(tree)),
       resolver_(std::move(resolver)),
+      memory_(std::move(memory)),
       cluster_domain_(to_lower(cfg_->cluster_domain)) {
   while (!cluster_domain_.empty() && cluster_domain_.back() == '.') cluster_domain_.pop_back();
 }
 
-route_result router::route_inbound(std::string_view host,
-                                   std::span<const std::string_view> header_values) const {
+route_result router::route_inbound(std::string_view host, std::span<const header_ref> headers) {
   route_result r;
-  auto header = parse_route_header(header_values);
-  switch (header.status) {
+  auto c = read_carriers(headers, cfg_->route_header);
+  r.trace = c.trace;
+  switch (c.status) {
     case route_header::state::valid:
-      r.route_as = std::move(header.space);
-      r.source = route_source::header;
+      r.route_as = std::move(c.space);
+      r.source = c.source;
+      // The app sees the space the usual way, whichever carrier brought it.
+      r.insert_header = !c.route_header_present;
       break;
     case route_header::state::invalid:
       // Forwarded untouched; adding a second, different header would only make it worse.
@@ -41,27 +45,42 @@ route_result router::route_inbound(std::string_view host,
       }
       break;
   }
+  if (memory_ && r.route_as && r.trace) {
+    memory_->store(*r.trace, *r.route_as);
+    metrics_.route_memory(memory_result::stored).Increment();
+  }
   return r;
 }
 
-asio::awaitable<route_result> router::route_outbound(
-    std::string_view host, std::span<const std::string_view> header_values) {
+asio::awaitable<route_result> router::route_outbound(std::string_view host,
+                                                     std::span<const header_ref> headers) {
   route_result r;
-  auto header = parse_route_header(header_values);
-  if (header.status != route_header::state::valid) {
-    r.metric = header.status == route_header::state::absent ? route_outcome::no_header
-                                                            : route_outcome::invalid_header;
+  auto c = read_carriers(headers, cfg_->route_header);
+  r.trace = c.trace;
+  if (c.status == route_header::state::absent && memory_ && c.trace) {
+    if (auto space = memory_->lookup(*c.trace)) {
+      metrics_.route_memory(memory_result::hit).Increment();
+      c.status = route_header::state::valid;
+      c.space = std::move(*space);
+      c.source = route_source::memory;
+    } else {
+      metrics_.route_memory(memory_result::miss).Increment();
+    }
+  }
+  if (c.status != route_header::state::valid) {
+    r.metric = c.status == route_header::state::absent ? route_outcome::no_header
+                                                       : route_outcome::invalid_header;
     metrics_.route_decisions(*r.metric).Increment();
     co_return r;
   }
-  r.route_as = header.space;
-  r.source = route_source::header;
+  r.route_as = c.space;
+  r.source = c.source;
   r.metric = route_outcome::original;
 
   auto service = parse_service_host(host, cluster_domain_);
   std::vector<std::string> chain;
   if (service) {
-    chain = tree_->get()->chain(header.space);
+    chain = tree_->get()->chain(c.space);
     // An explicit namespace outside S's chain is not one of "our" services: leave it alone.
     if (service->ns && std::find(chain.begin(), chain.end(), *service->ns) == chain.end()) {
       service.reset();
@@ -72,6 +91,8 @@ asio::awaitable<route_result> router::route_outbound(
     co_return r;
   }
 
+  // Routed by a space: the next hop reads it from the route header, whatever carried it here.
+  r.insert_header = !c.route_header_present;
   r.decision.service = service->service;
   auto names = candidate_names(service->service, chain, cluster_domain_);
   // Ask for every level at once; the answers are still taken in chain order.

@@ -12,15 +12,18 @@
 
 #include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/routing/carriers.hpp"
 #include "proxy/routing/decision.hpp"
 #include "proxy/routing/resolver.hpp"
+#include "proxy/routing/route_memory.hpp"
 #include "proxy/routing/space_tree.hpp"
 
 namespace devspaces::proxy::routing {
 
 /// What the router decided for one HTTP request (proxy/routing/README.md).
 struct route_result {
-  /// The valid space from the route header (or, inbound, from the Host), lowercase.
+  /// The valid space from a carrier (or, inbound, from the Host; outbound, from route memory),
+  /// lowercase.
   std::optional<std::string> route_as;
   /// Where route_as came from (trace field route_as_source).
   route_source source = route_source::none;
@@ -33,33 +36,40 @@ struct route_result {
   /// Outbound: the chosen upstream address; connect to it on the original destination's port.
   /// nullopt: connect to the original destination.
   std::optional<boost::asio::ip::address> target;
-  /// Inbound: add "<route-header>: <*route_as>" to the request head.
+  /// Add "<route-header>: <*route_as>" to the request head: inbound when the space came from
+  /// the Host or a carrier other than the route header; outbound when the request is routed by
+  /// a space that the route header did not carry (baggage, kubernetes-route-as, memory).
   bool insert_header = false;
+  /// The trace id of the request's `traceparent`, when it has a valid one.
+  std::optional<trace_id> trace;
 };
 
-/// Routes HTTP requests by the route header. One router per worker: it is used from the
-/// worker's io_context thread only and takes no locks. The space tree is shared between
-/// workers through `space_tree_holder` (an atomically swapped snapshot); the resolver (and its
-/// cache) belongs to the worker.
+/// Routes HTTP requests by their carriers (route header, `baggage`, `kubernetes-route-as`) and,
+/// for outbound calls that lost them, by route memory. One router per worker: it is used from
+/// the worker's io_context thread only. The space tree is shared between workers through
+/// `space_tree_holder` (an atomically swapped snapshot); the resolver (and its cache) belongs to
+/// the worker; the route memory (null when off) is shared by the process's routers.
 class router {
  public:
   /// `resolver` must live on `ex` (make_resolver with the same executor).
   router(boost::asio::any_io_executor ex, std::shared_ptr<const config> cfg, proxy_metrics& metrics,
-         std::shared_ptr<const space_tree_holder> tree, std::shared_ptr<resolver> resolver);
+         std::shared_ptr<const space_tree_holder> tree, std::shared_ptr<resolver> resolver,
+         std::shared_ptr<route_memory> memory = nullptr);
 
-  /// Inbound request (listener --inbound-port). `host` is the Host header value as received
-  /// (port allowed); `header_values` holds every value of the route header in the request
-  /// (0, 1 or more). Never resolves anything: the request goes to the original destination.
-  /// Counts route_decisions_total{decision="invalid_header"} for an invalid header only.
-  route_result route_inbound(std::string_view host,
-                             std::span<const std::string_view> header_values) const;
+  /// Inbound request (listener --inbound-port). `host` is the Host header value (or h2
+  /// `:authority`) as received, port allowed; `headers` is the request's whole header list.
+  /// Never resolves anything: the request goes to the original destination. Counts
+  /// route_decisions_total{decision="invalid_header"} for invalid carriers only. A valid space
+  /// and a `traceparent` are remembered (route_memory_total{result="stored"}).
+  route_result route_inbound(std::string_view host, std::span<const header_ref> headers);
 
   /// Outbound request (listener --outbound-port). Same arguments; they must stay valid until
   /// the returned awaitable completes (true when it is co_awaited at once). Never throws;
   /// lookups are bounded by the resolver's timeout. Counts exactly one route_decisions_total
-  /// label per call (no_header, invalid_header, own, parent, grandparent or original).
-  boost::asio::awaitable<route_result> route_outbound(
-      std::string_view host, std::span<const std::string_view> header_values);
+  /// label per call (no_header, invalid_header, own, parent, grandparent or original); a
+  /// request with no carrier but a remembered trace id is routed as that space.
+  boost::asio::awaitable<route_result> route_outbound(std::string_view host,
+                                                      std::span<const header_ref> headers);
 
   /// The worker's resolver (for tests and /config).
   resolver& dns() { return *resolver_; }
@@ -70,6 +80,7 @@ class router {
   proxy_metrics& metrics_;
   std::shared_ptr<const space_tree_holder> tree_;
   std::shared_ptr<resolver> resolver_;
+  std::shared_ptr<route_memory> memory_;
   std::string cluster_domain_;  ///< lowercase, no trailing dot
 };
 

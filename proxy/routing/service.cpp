@@ -14,7 +14,10 @@ routing_service::routing_service(std::shared_ptr<const config> cfg, proxy_metric
                                  std::shared_ptr<const space_tree> tree)
     : cfg_(std::move(cfg)),
       metrics_(metrics),
-      holder_(std::make_shared<space_tree_holder>(std::move(tree))) {}
+      holder_(std::make_shared<space_tree_holder>(std::move(tree))) {
+  if (cfg_->route_memory_ttl.count() > 0)
+    memory_ = std::make_shared<route_memory>(cfg_->route_memory_ttl);
+}
 
 void routing_service::start_watcher(boost::asio::any_io_executor ex) {
   if (cfg_->spaces_file.empty() || watcher_) return;
@@ -26,7 +29,8 @@ std::unique_ptr<router> routing_service::make_router(boost::asio::any_io_executo
                                                      std::string* error) {
   auto res = make_resolver(worker_ex, *cfg_, metrics_, error);
   if (!res) return nullptr;
-  return std::make_unique<router>(std::move(worker_ex), cfg_, metrics_, holder_, std::move(res));
+  return std::make_unique<router>(std::move(worker_ex), cfg_, metrics_, holder_, std::move(res),
+                                  memory_);
 }
 
 }  // namespace devspaces::proxy::routing

@@ -45,6 +45,9 @@ class routing_service {
   std::unique_ptr<router> make_router(boost::asio::any_io_executor worker_ex,
                                       std::string* error = nullptr);
 
+  /// The process's route memory (null when --route-memory-ttl is 0), shared by every router.
+  const std::shared_ptr<route_memory>& memory() const { return memory_; }
+
   /// The current space tree (for /config).
   std::shared_ptr<const space_tree> tree() const { return holder_->get(); }
   /// The holder the routers read (tests swap trees through it).
@@ -58,6 +61,7 @@ class routing_service {
   proxy_metrics& metrics_;
   std::shared_ptr<space_tree_holder> holder_;
   std::unique_ptr<space_tree_watcher> watcher_;
+  std::shared_ptr<route_memory> memory_;
 };
 
 }  // namespace devspaces::proxy::routing

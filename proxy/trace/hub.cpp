@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "proxy/trace/access_log.hpp"
 #include "proxy/trace/uploader.hpp"
 
 namespace devspaces::proxy::trace {
@@ -81,6 +82,10 @@ hub_options make_hub_options(const config& cfg) {
   hub_options o;
   o.buffer = static_cast<std::size_t>(cfg.trace_buffer);
   o.json.redact_headers = cfg.trace_redact_headers;
+  o.access_log = cfg.access_log == "all"      ? access_log_mode::all
+                 : cfg.access_log == "errors" ? access_log_mode::errors
+                                              : access_log_mode::off;
+  o.access_log_json = cfg.log_format == "json";
   for (auto& h : o.json.redact_headers) {
     for (auto& c : h) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   }
@@ -107,6 +112,13 @@ const std::string& lazy_json::text() const {
 }
 
 void hub::push(record&& r) {
+  apply_body_policy(r, options_.omit_body_types);
+  if (options_.access_log != access_log_mode::off) {
+    const bool failed = r.error.has_value();
+    if (options_.access_log == access_log_mode::all || failed) {
+      write_access_log(r, options_.access_log_json);
+    }
+  }
   publish(std::make_shared<const lazy_json>(std::move(r), json_options_));
 }
 
@@ -134,7 +146,8 @@ void hub::publish(std::shared_ptr<const lazy_json> json) {
       if (!f->offer(e)) ++skipped;
     }
   }
-  if (uploader_) uploader_->offer(std::move(e));  // counts its own drops
+  if (spans_) spans_->offer(e);  // counts its own drops
+  if (uploader_) uploader_->offer(std::move(e));
   if (skipped != 0) count_dropped(skipped);
 }
 
@@ -191,6 +204,10 @@ void hub::set_uploader(std::shared_ptr<uploader> u) {
   uploader_ = std::move(u);
 }
 
+void hub::set_span_exporter(std::shared_ptr<uploader> u) {
+  spans_ = std::move(u);
+}
+
 void hub::close() {
   std::vector<std::shared_ptr<subscription>> followers;
   {
@@ -200,6 +217,7 @@ void hub::close() {
   }
   for (const auto& f : followers) f->close();
   if (uploader_) uploader_->stop();
+  if (spans_) spans_->stop();
 }
 
 }  // namespace devspaces::proxy::trace

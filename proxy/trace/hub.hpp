@@ -93,11 +93,20 @@ class subscription : public std::enable_shared_from_this<subscription> {
 
 class uploader;
 
+/// --access-log: which exchanges get a log line.
+enum class access_log_mode { off, errors, all };
+
 /// Settings of a hub, normally taken from the proxy config.
 struct hub_options {
   std::size_t buffer = 1000;          ///< --trace-buffer: records kept for /traces replay
   json_options json;                  ///< --trace-redact-headers
   std::size_t follower_queue = 1024;  ///< per-follower bound
+  access_log_mode access_log = access_log_mode::off;  ///< --access-log
+  bool access_log_json = false;                       ///< --log-format json
+  /// Body capture policy: bodies of these content types (lowercase media types) are not kept
+  /// (form posts carry passwords and tokens).
+  std::vector<std::string> omit_body_types{"application/x-www-form-urlencoded",
+                                           "multipart/form-data"};
 };
 
 /// hub_options from the proxy config (--trace-buffer, --trace-redact-headers).
@@ -136,6 +145,8 @@ class hub {
   /// Attaches the uploader (start_uploader in uploader.hpp calls this). Call once, before
   /// pushes.
   void set_uploader(std::shared_ptr<uploader> u);
+  /// Attaches the OTLP span exporter (start_otlp_exporter calls this). Call once, before pushes.
+  void set_span_exporter(std::shared_ptr<uploader> u);
 
   /// Ends every follow stream and stops the uploader (drain/shutdown). Call it while the
   /// followers' io_context (the admin server's) still exists; the destructor calls it too.
@@ -161,7 +172,8 @@ class hub {
   /// tracing is turned off: `--trace-buffer 0` and no `--trace-upstream` (a follower attaching
   /// later receives the exchanges that begin after it joined). One relaxed load; any thread.
   bool wanted() const {
-    return !ring_.empty() || uploader_ != nullptr ||
+    return !ring_.empty() || uploader_ != nullptr || spans_ != nullptr ||
+           options_.access_log != access_log_mode::off ||
            follower_count_.load(std::memory_order_relaxed) != 0;
   }
   /// Settings in force.
@@ -186,6 +198,7 @@ class hub {
   std::atomic<std::size_t> follower_count_{0};
 
   std::shared_ptr<uploader> uploader_;  // set once before workers start
+  std::shared_ptr<uploader> spans_;     // OTLP exporter, set once before workers start
   std::atomic<std::uint64_t> recorded_{0};
   std::atomic<std::uint64_t> dropped_{0};
 };

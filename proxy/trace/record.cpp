@@ -239,6 +239,7 @@ void append_body(std::string& out, const body_capture& body) {
   }
   out.append(",\"body_truncated\":");
   out.append(body.truncated ? "true" : "false");
+  if (body.omitted) out.append(",\"body_omitted\":true");
 }
 
 }  // namespace
@@ -422,6 +423,8 @@ void append_json(std::string& out, const record& r, const json_options& opts) {
   } else {
     out.append("null");
   }
+  out.append(",\"trace_id\":");
+  append_optional(out, r.trace_id);
   out.push_back('}');
 }
 

@@ -21,6 +21,9 @@ struct body_capture {
   std::uint64_t total_bytes = 0;  ///< all body bytes seen (trace field body_bytes)
   std::string prefix;             ///< raw bytes kept; encoded (text or base64) when serialised
   bool truncated = false;
+  /// The body policy withheld the prefix (form posts may carry credentials): shown as
+  /// "body_omitted":true with an empty body.
+  bool omitted = false;
 
   /// Adds streamed body bytes (one call per chunk/segment, in order): counts all of them and
   /// keeps the first `limit` bytes (--trace-body-bytes). Copies at most `limit` bytes in total.
@@ -105,6 +108,8 @@ struct record {
   /// "h2" for HTTP/2 streams; empty: "http/" + request.version ("http/1.1", "http/1.0").
   std::string protocol;
   std::optional<std::int32_t> stream_id;  ///< HTTP/2: the client side's stream id
+  /// The W3C trace id of the request's `traceparent` (32 hex digits), when it had a valid one.
+  std::optional<std::string> trace_id;
 };
 
 /// Serialisation settings shared by every record of a process.

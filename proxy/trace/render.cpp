@@ -1,5 +1,7 @@
 #include "proxy/trace/render.hpp"
 
+#include <cstdio>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -99,6 +101,15 @@ void append_body(std::string& out, const json::object& msg) {
 }  // namespace
 
 std::string render_record(std::string_view json_line) {
+  return render_record(json_line, render_options{});
+}
+
+std::string render_record(std::string_view json_line, const render_options& options) {
+  constexpr std::string_view bold = "\x1b[1m";
+  constexpr std::string_view reset = "\x1b[0m";
+  const auto paint = [&](std::string& out, std::string_view code) {
+    if (options.color) out.append(code);
+  };
   boost::system::error_code ec;
   auto v = json::parse(json::string_view(json_line.data(), json_line.size()), ec);
   if (ec || !v.is_object()) {
@@ -135,7 +146,10 @@ std::string render_record(std::string_view json_line) {
   }
 
   std::string out;
-  out.append(left).append(" --").append(id).append("-> ").append(right).append(":\n");
+  paint(out, bold);
+  out.append(left).append(" --").append(id).append("-> ").append(right).append(":");
+  paint(out, reset);
+  out.push_back('\n');
   out.append("   ")
       .append(str(q, "method"))
       .append(" ")
@@ -148,22 +162,44 @@ std::string render_record(std::string_view json_line) {
   const auto* res = obj(r, "response");
   const auto error = str(r, "error");
   if (res || !error.empty()) {
-    out.append(left).append(" <-").append(id).append("-- ").append(right).append(":\n");
+    paint(out, bold);
+    out.append(left).append(" <-").append(id).append("-- ").append(right).append(":");
+    paint(out, reset);
+    if (options.duration) {
+      if (const auto* d = r.if_contains("duration_us"); d && d->is_int64()) {
+        char buf[48];
+        std::snprintf(buf, sizeof buf, " %.3f ms", static_cast<double>(d->get_int64()) / 1000.0);
+        out.append(buf);
+      }
+    }
+    out.push_back('\n');
   }
   if (res) {
     std::int64_t status = 0;
     if (const auto* s = res->if_contains("status"); s && s->is_int64()) status = s->get_int64();
     auto version = str(*res, "version");
-    out.append("   HTTP/")
+    out.append("   ");
+    paint(out, status >= 500   ? std::string_view("\x1b[31m")
+               : status >= 400 ? std::string_view("\x1b[33m")
+               : status >= 300 ? std::string_view("\x1b[36m")
+                               : std::string_view("\x1b[32m"));
+    out.append("HTTP/")
         .append(version.empty() ? std::string_view("1.1") : version)
         .append(" ")
         .append(std::to_string(status));
     const auto reason = str(*res, "reason");
     if (!reason.empty()) out.append(" ").append(reason);
+    paint(out, reset);
     out.push_back('\n');
     append_body(out, *res);
   }
-  if (!error.empty()) out.append("   error: ").append(error).append("\n");
+  if (!error.empty()) {
+    out.append("   ");
+    paint(out, "\x1b[31m");
+    out.append("error: ").append(error);
+    paint(out, reset);
+    out.push_back('\n');
+  }
   return out;
 }
 

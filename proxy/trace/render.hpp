@@ -19,4 +19,13 @@ namespace devspaces::proxy::trace {
 /// shows "error: <code>". A line that is not a record is returned as is. Ends with '\n'.
 std::string render_record(std::string_view json_line);
 
+/// How the traces client shows a record.
+struct render_options {
+  bool color = false;     ///< ANSI colours (status class, errors, arrows)
+  bool duration = false;  ///< the exchange's duration after the response arrow: ": 1.834 ms"
+};
+
+/// render_record with options.
+std::string render_record(std::string_view json_line, const render_options& options);
+
 }  // namespace devspaces::proxy::trace

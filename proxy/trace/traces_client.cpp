@@ -8,6 +8,9 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
+
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -23,6 +26,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "proxy/metrics.hpp"
+#include "proxy/trace/filter.hpp"
+#include "proxy/trace/har.hpp"
 #include "proxy/trace/render.hpp"
 #include "proxy/trace/uploader.hpp"
 
@@ -60,14 +69,38 @@ class seen_lines {
   std::deque<std::size_t> order_;
 };
 
-void print_line(std::string_view line, seen_lines& seen) {
+// What the client was asked to do, shared by every followed URL.
+struct client_state {
+  render_options render;
+  bool json = false;
+  bool follow = true;
+  bool several = false;  // more than one URL: each record is preceded by its pod
+  std::string har_path;
+  std::vector<boost::json::object> har_records;
+  int streams_open = 0;
+  int failures = 0;
+};
+
+void print_line(std::string_view line, seen_lines& seen, client_state& st) {
   if (line.empty() || !seen.insert(line)) return;
-  const auto text = render_record(line);
+  if (!st.har_path.empty()) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(line, ec);
+    if (!ec && v.is_object()) st.har_records.push_back(std::move(v.get_object()));
+  }
+  std::string text;
+  if (st.json) {
+    text.assign(line);
+    text.push_back('\n');
+  } else {
+    text = render_record(line, st.render);
+  }
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
 }
 
-asio::awaitable<void> follow(http_url url, std::string target, std::string shown) {
+asio::awaitable<void> follow(http_url url, std::string target, std::string shown,
+                             client_state& st) {
   auto ex = co_await asio::this_coro::executor;
   tcp::resolver resolver(ex);
   asio::steady_timer timer(ex);
@@ -121,14 +154,23 @@ asio::awaitable<void> follow(http_url url, std::string target, std::string shown
           std::size_t pos = 0;
           for (auto nl = pending.find('\n'); nl != std::string::npos;
                nl = pending.find('\n', pos)) {
-            print_line(std::string_view(pending).substr(pos, nl - pos), seen);
+            print_line(std::string_view(pending).substr(pos, nl - pos), seen, st);
             pos = nl + 1;
           }
           pending.erase(0, pos);
           if (ec) break;
         }
+        if (!st.follow) {
+          if (!pending.empty()) print_line(pending, seen, st);
+          co_return;  // --no-follow: one answer is all
+        }
         problem = "stream ended";
       }
+    }
+    if (!st.follow) {
+      std::fprintf(stderr, "devspaces-proxy traces: %s: %s\n", shown.c_str(), problem.c_str());
+      ++st.failures;
+      co_return;
     }
     if (!complained) {
       std::fprintf(stderr, "devspaces-proxy traces: %s: %s; retrying\n", shown.c_str(),
@@ -143,51 +185,161 @@ asio::awaitable<void> follow(http_url url, std::string target, std::string shown
 
 }  // namespace
 
+namespace {
+
+constexpr const char* usage =
+    "usage: devspaces-proxy traces [URL...] [flags]\n"
+    "  Follows URL/traces (default http://127.0.0.1:15090, e.g. through\n"
+    "  kubectl port-forward pod/<pod> 15090; http:// may be left out) and prints each HTTP\n"
+    "  exchange with its duration. Several URLs (several pods) are followed at once.\n"
+    "  --last N          start with the last N records (default 100)\n"
+    "  --no-follow       print the records kept now and exit\n"
+    "  -o json           raw records, one JSON object a line (-o text: the default view)\n"
+    "  --har FILE        also write what was read as HAR 1.2 (on exit)\n"
+    "  --color, --no-color  colours (default: when stdout is a terminal)\n"
+    "  filters (several values: comma list):\n"
+    "  --direction inbound|outbound   --method GET   --status 5xx|404   --path /api (prefix)\n"
+    "  --route-as SPACE   --decision own|parent|grandparent|original\n"
+    "  --error | --error=CODE   (any error, or one code)   --trace-id ID\n";
+
+// "localhost:15090" → "http://localhost:15090".
+std::string with_scheme(std::string_view u) {
+  if (u.find("://") != std::string_view::npos) return std::string(u);
+  return "http://" + std::string(u);
+}
+
+bool write_har(const client_state& st) {
+  if (st.har_path.empty()) return true;
+  const auto doc = har_document(st.har_records, proxy_metrics::build_version());
+  FILE* f = std::fopen(st.har_path.c_str(), "wb");
+  if (!f) {
+    std::fprintf(stderr, "devspaces-proxy traces: cannot write %s\n", st.har_path.c_str());
+    return false;
+  }
+  std::fwrite(doc.data(), 1, doc.size(), f);
+  std::fputc('\n', f);
+  return std::fclose(f) == 0;
+}
+
+}  // namespace
+
 int run_traces_client(int argc, char** argv) {
-  std::string url_text = "http://127.0.0.1:15090";
+  std::vector<std::string> urls;
+  record_filter filter;
+  client_state st;
+  std::optional<std::size_t> last;
+  std::optional<bool> color;
+  auto value_of = [&](int& i, std::string_view arg, std::string& out) -> bool {
+    const auto eq = arg.find('=');
+    if (eq != std::string_view::npos) {
+      out = std::string(arg.substr(eq + 1));
+      return true;
+    }
+    if (i + 1 >= argc) return false;
+    out = argv[++i];
+    return true;
+  };
   for (int i = 2; i < argc; ++i) {
     const std::string_view arg = argv[i];
+    const auto name = arg.substr(0, arg.find('='));
+    std::string v;
     if (arg == "--help" || arg == "-h") {
-      std::puts(
-          "usage: devspaces-proxy traces [URL]\n"
-          "  Follows URL/traces?follow=1 (default http://127.0.0.1:15090, e.g. through\n"
-          "  kubectl port-forward pod/<pod> 15090) and prints each HTTP exchange.");
+      std::fputs(usage, stdout);
       return 0;
     }
-    if (arg.starts_with("-") || i > 2) {
-      std::fprintf(stderr, "devspaces-proxy traces: unexpected argument %s\n", argv[i]);
+    if (!arg.starts_with("-")) {
+      urls.push_back(with_scheme(arg));
+      continue;
+    }
+    if (name == "--no-follow") {
+      st.follow = false;
+    } else if (name == "--follow") {
+      st.follow = true;
+    } else if (name == "--color" || name == "--colour") {
+      color = true;
+    } else if (name == "--no-color" || name == "--no-colour") {
+      color = false;
+    } else if (arg == "--error") {
+      std::optional<std::string> problem;
+      filter.set("error", "any", problem);
+    } else if (!value_of(i, arg, v)) {
+      std::fprintf(stderr, "devspaces-proxy traces: %s needs a value\n", argv[i]);
+      return 2;
+    } else if (name == "--last") {
+      if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
+        std::fprintf(stderr, "devspaces-proxy traces: --last: '%s' is not a number\n", v.c_str());
+        return 2;
+      }
+      last = static_cast<std::size_t>(std::stoul(v));
+    } else if (name == "-o" || name == "--output") {
+      if (v != "json" && v != "text") {
+        std::fprintf(stderr, "devspaces-proxy traces: -o: '%s' is not json or text\n", v.c_str());
+        return 2;
+      }
+      st.json = v == "json";
+    } else if (name == "--har") {
+      st.har_path = v;
+    } else {
+      std::string key(name.substr(2));
+      for (auto& c : key) c = c == '-' ? '_' : c;
+      std::optional<std::string> problem;
+      if (!name.starts_with("--") || !filter.set(key, v, problem)) {
+        std::fprintf(stderr, "devspaces-proxy traces: unknown flag %s (see --help)\n", argv[i]);
+        return 2;
+      }
+      if (problem) {
+        std::fprintf(stderr, "devspaces-proxy traces: --%s: %s\n", key.c_str(), problem->c_str());
+        return 2;
+      }
+    }
+  }
+  if (urls.empty()) urls.push_back("http://127.0.0.1:15090");
+  st.render.color = color.value_or(::isatty(1) == 1);
+  st.render.duration = true;
+  st.several = urls.size() > 1;
+
+  std::vector<std::pair<http_url, std::string>> targets;
+  for (const auto& url_text : urls) {
+    auto url = parse_http_url(url_text);
+    if (!url) {
+      std::fprintf(stderr, "devspaces-proxy traces: %s is not an http://host:port URL\n",
+                   url_text.c_str());
       return 2;
     }
-    url_text = std::string(arg);
-  }
-  auto url = parse_http_url(url_text);
-  if (!url) {
-    std::fprintf(stderr, "devspaces-proxy traces: %s is not an http://host:port URL\n",
-                 url_text.c_str());
-    return 2;
-  }
-  std::string target = url->target;
-  if (target == "/") {
-    target = "/traces?follow=1";
-  } else if (target.find("follow=") == std::string::npos) {
-    target += target.find('?') == std::string::npos ? "?follow=1" : "&follow=1";
+    std::string target = url->target;
+    if (target == "/") target = "/traces";
+    std::string query = st.follow ? "follow=1" : "follow=0";
+    if (last) query += "&last=" + std::to_string(*last);
+    if (auto fq = filter.to_query(); !fq.empty()) query += "&" + fq;
+    target += (target.find('?') == std::string::npos ? "?" : "&") + query;
+    targets.emplace_back(std::move(*url), std::move(target));
   }
 
   asio::io_context ioc;
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&ioc](const boost::system::error_code&, int) { ioc.stop(); });
   int rc = 0;
-  asio::co_spawn(ioc, follow(*url, target, url_text), [&](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      std::fprintf(stderr, "devspaces-proxy traces: %s\n", ex.what());
-    }
-    rc = 1;
-    ioc.stop();
-  });
+  for (std::size_t k = 0; k < targets.size(); ++k) {
+    ++st.streams_open;
+    asio::co_spawn(ioc, follow(targets[k].first, targets[k].second, urls[k], st),
+                   [&](std::exception_ptr e) {
+                     if (--st.streams_open == 0 && !st.follow) {
+                       signals.cancel();
+                       ioc.stop();
+                     }
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       std::fprintf(stderr, "devspaces-proxy traces: %s\n", ex.what());
+                     }
+                     rc = 1;
+                     ioc.stop();
+                   });
+  }
   ioc.run();
+  if (!write_har(st)) rc = 1;
+  if (!st.follow && st.failures != 0) rc = 1;
   return rc;
 }
 

@@ -29,6 +29,12 @@ namespace {
 
 constexpr auto token = asio::as_tuple(asio::use_awaitable);
 
+// The "trace" logger main creates (it follows --log-format and --log-level), else the default.
+std::shared_ptr<spdlog::logger> log() {
+  auto l = spdlog::get("trace");
+  return l ? l : spdlog::default_logger();
+}
+
 bool valid_port(std::string_view p) {
   if (p.empty() || p.size() > 5) return false;
   unsigned v = 0;
@@ -109,7 +115,11 @@ void uploader::offer(entry e) {
 
 void uploader::count_dropped(std::uint64_t n) {
   dropped_.fetch_add(n, std::memory_order_relaxed);
-  if (metrics_) metrics_->trace_records(trace_outcome::dropped).Increment(static_cast<double>(n));
+  if (options_.dropped_counter != nullptr) {
+    options_.dropped_counter->Increment(static_cast<double>(n));
+  } else if (metrics_) {
+    metrics_->trace_records(trace_outcome::dropped).Increment(static_cast<double>(n));
+  }
 }
 
 void uploader::wake() {
@@ -128,7 +138,7 @@ void uploader::start() {
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      spdlog::error("trace uploader stopped: {}", ex.what());
+      log()->error("trace uploader stopped: {}", ex.what());
     }
   });
 }
@@ -194,9 +204,13 @@ asio::awaitable<void> uploader::run() {
     }
     if (batch.empty()) continue;
     body.clear();
-    for (const auto& e : batch) {
-      body.append(e.json->text());
-      body.push_back('\n');
+    if (options_.encode) {
+      body = options_.encode(batch);
+    } else {
+      for (const auto& e : batch) {
+        body.append(e.json->text());
+        body.push_back('\n');
+      }
     }
 
     // One attempt; a kept-alive connection the collector closed meanwhile gets one fresh try.
@@ -214,7 +228,7 @@ asio::awaitable<void> uploader::run() {
       http::request<http::string_body> req{http::verb::post, url_.target, 11};
       req.set(http::field::host, url_.host_header);
       req.set(http::field::user_agent, "devspaces-proxy");
-      req.set(http::field::content_type, "application/x-ndjson");
+      req.set(http::field::content_type, options_.content_type);
       req.keep_alive(true);
       req.body() = body;
       req.prepare_payload();
@@ -257,10 +271,12 @@ asio::awaitable<void> uploader::run() {
     }
     if (ok) {
       sent_.fetch_add(batch.size(), std::memory_order_relaxed);
-      if (metrics_) {
+      if (options_.sent_counter != nullptr) {
+        options_.sent_counter->Increment(static_cast<double>(batch.size()));
+      } else if (metrics_) {
         metrics_->trace_records(trace_outcome::sent).Increment(static_cast<double>(batch.size()));
       }
-      if (failing) spdlog::info("trace upstream {} reachable again", options_.url);
+      if (failing) log()->info("{} {} reachable again", options_.what, options_.url);
       failing = false;
       backoff = options_.backoff_initial;
       continue;
@@ -268,7 +284,7 @@ asio::awaitable<void> uploader::run() {
     if (evicted != 0) count_dropped(evicted);
 
     failures_.fetch_add(1, std::memory_order_relaxed);
-    if (!failing) spdlog::warn("trace upstream {} failed; retrying with backoff", options_.url);
+    if (!failing) log()->warn("{} {} failed; retrying with backoff", options_.what, options_.url);
     failing = true;
     batch.clear();
     {

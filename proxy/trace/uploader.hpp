@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,6 +41,14 @@ struct uploader_options {
   std::chrono::milliseconds backoff_initial{500};    ///< first retry delay, doubled per failure
   std::chrono::milliseconds backoff_max{30000};      ///< retry delay cap
   std::chrono::milliseconds request_timeout{10000};  ///< connect + POST + response
+  /// Builds the POST body of a batch; null: NDJSON, one record a line. (The OTLP exporter
+  /// reuses this machinery with an encoder of its own.)
+  std::function<std::string(const std::vector<entry>&)> encode;
+  std::string content_type = "application/x-ndjson";  ///< of the POST body
+  std::string what = "trace upstream";                ///< names the destination in log lines
+  /// Counters for delivered / dropped records; null: trace_records_total{outcome=sent|dropped}.
+  prometheus::Counter* sent_counter = nullptr;
+  prometheus::Counter* dropped_counter = nullptr;
 };
 
 /// Streams records to a collector as NDJSON POSTs. offer() (any thread) appends to a bounded

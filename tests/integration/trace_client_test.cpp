@@ -95,7 +95,7 @@ TEST(TraceClient, FollowsRendersReconnectsAndExitsZeroOnSigint) {
   EXPECT_EQ(client.text(),
             "servicea-7d9f --aaa-> serviceb (default):\n"
             "   GET /first HTTP/1.1\n"
-            "servicea-7d9f <-aaa-- serviceb (default):\n"
+            "servicea-7d9f <-aaa-- serviceb (default): 1.834 ms\n"
             "   HTTP/1.1 200 OK\n"
             "   hello\n");
   ASSERT_TRUE(wait_for([&] { return hub.followers() == 1; }));

@@ -31,7 +31,7 @@ def bin_dir():
 
 
 class Pod:
-    def __init__(self, cluster, service, space, parents, ip, calls):
+    def __init__(self, cluster, service, space, parents, ip, calls, app_args=()):
         self.cluster, self.service, self.space, self.parents = cluster, service, space, parents
         self.ip = ip
         self.pod_name = f"{service}-{space}-7d9f"
@@ -43,9 +43,11 @@ class Pod:
         with open(os.path.join(d, "resolv.conf"), "w") as f:
             f.write(f"nameserver {DNS_IP}\nsearch svc.{DOMAIN} {DOMAIN}\noptions ndots:5\n")
         self.log = os.path.join(cluster.tmp, f"{self.pod_name}.log")
+        extra_app_args = app_args
         app_args = ["python3", APP, "--name", service, "--space", space, "--port", "80"]
         for c in calls:
             app_args += ["--call", c]
+        app_args += list(extra_app_args)
         self.ns.popen(app_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.ns.wait_port("127.0.0.1", 80)
 
@@ -84,9 +86,9 @@ class Pod:
         body, _, code = res.stdout.rpartition("\n")
         return (int(code) if code.isdigit() else 0), body
 
-    def traces(self):
-        """This pod's trace records (the /traces replay), parsed."""
-        status, body = self.admin("/traces?last=1000")
+    def traces(self, query=""):
+        """This pod's trace records (the /traces replay, `query` adds filters), parsed."""
+        status, body = self.admin("/traces?last=1000" + ("&" + query if query else ""))
         if status != 200:
             return []
         return [json.loads(line) for line in body.splitlines() if line.strip()]
@@ -131,9 +133,10 @@ class Cluster:
         ns.run(["ip", "addr", "add", f"{ip}/24", "dev", inner])
         ns.run(["ip", "link", "set", inner, "up"])
 
-    def add_pod(self, service, space, parents=(), calls=()):
+    def add_pod(self, service, space, parents=(), calls=(), app_args=()):
+        """A pod running demo_app.py; app_args go to the app (e.g. --propagate traceparent)."""
         ip = f"198.18.0.{11 + len(self.pods)}"
-        pod = Pod(self, service, space, list(parents), ip, list(calls))
+        pod = Pod(self, service, space, list(parents), ip, list(calls), app_args)
         self.pods.append(pod)
         return pod
 

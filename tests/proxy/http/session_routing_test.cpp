@@ -39,7 +39,8 @@ struct routed_env {
   std::unique_ptr<proxy_harness> proxy;
   std::shared_ptr<proxy::routing::router> router;
 
-  explicit routed_env(proxy::direction dir, const std::string& hosts) {
+  explicit routed_env(proxy::direction dir, const std::string& hosts,
+                      std::shared_ptr<proxy::routing::route_memory> memory = nullptr) {
     hosts_path =
         std::string(::testing::TempDir()) + "/session_routing_hosts_" + std::to_string(::getpid());
     std::ofstream(hosts_path) << hosts;
@@ -57,7 +58,7 @@ struct routed_env {
         proxy::routing::make_resolver(proxy->ioc().get_executor(), cfg, proxy->metrics(), &err);
     EXPECT_TRUE(res) << err;
     router = std::make_shared<proxy::routing::router>(proxy->ioc().get_executor(), shared_cfg,
-                                                      proxy->metrics(), holder, res);
+                                                      proxy->metrics(), holder, res, memory);
     proxy->set_router(router.get());
   }
   ~routed_env() {
@@ -180,6 +181,74 @@ TEST(session_routing, outbound_routes_by_the_absolute_form_authority_not_by_host
     ASSERT_TRUE(send_all(u.get(), ok));
     EXPECT_EQ(recv_n(c.get(), ok.size()), ok);
   }
+}
+
+}  // namespace
+}  // namespace devspaces::test::http
+
+namespace devspaces::test::http {
+namespace {
+
+TEST(session_routing, outbound_other_carriers_and_route_memory_add_the_route_header) {
+  std::uint16_t port = 0;
+  auto parent = listen_on(3, port);
+  auto original = listen_on(1, port);
+  ASSERT_TRUE(parent && original) << "port " << port << " busy on another loopback address";
+  auto memory = std::make_shared<proxy::routing::route_memory>(std::chrono::seconds(60));
+  // What an inbound exchange of this trace left behind.
+  memory->store(
+      *proxy::routing::parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+      "azureuser");
+  routed_env e(proxy::direction::outbound, "127.0.0.3 serviceb.default.svc.cluster.local\n",
+               memory);
+  e.proxy->set_upstream(port);
+  auto c = connect_loopback(e.proxy->port());
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  struct step {
+    std::string request;
+    std::string forwarded;
+    int listener;
+  };
+  const std::string tp = "traceparent: 00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01\r\n";
+  const std::vector<step> steps = {
+      {"GET /1 HTTP/1.1\r\nHost: serviceb\r\nbaggage: a=1, azds-route-as=azureuser\r\n\r\n",
+       "GET /1 HTTP/1.1\r\nHost: serviceb\r\nbaggage: a=1, azds-route-as=azureuser\r\n"
+       "azds-route-as: azureuser\r\n\r\n",
+       3},
+      {"GET /2 HTTP/1.1\r\nHost: serviceb\r\n" + tp + "\r\n",
+       "GET /2 HTTP/1.1\r\nHost: serviceb\r\n" + tp + "azds-route-as: azureuser\r\n\r\n", 3},
+      {"GET /3 HTTP/1.1\r\nHost: serviceb\r\n"
+       "traceparent: 00-22222222222222222222222222222222-00f067aa0ba902b7-01\r\n\r\n",
+       "GET /3 HTTP/1.1\r\nHost: serviceb\r\n"
+       "traceparent: 00-22222222222222222222222222222222-00f067aa0ba902b7-01\r\n\r\n",
+       1},
+  };
+  std::map<int, fd_guard> conns;
+  for (const auto& s : steps) {
+    SCOPED_TRACE(s.request);
+    ASSERT_TRUE(send_all(c.get(), s.request));
+    int l = s.listener == 3 ? parent.get() : original.get();
+    if (!conns.count(s.listener) || !wait_fd(conns[s.listener].get(), POLLIN, 2000ms)) {
+      auto u = accept_within(l);
+      ASSERT_TRUE(u);
+      conns[s.listener] = std::move(u);
+    }
+    EXPECT_EQ(recv_head(conns[s.listener].get()), s.forwarded);
+    ASSERT_TRUE(send_all(conns[s.listener].get(), ok));
+    EXPECT_EQ(recv_n(c.get(), ok.size()), ok);
+  }
+  EXPECT_TRUE(wait_for([&] { return e.proxy->hub().recorded() == steps.size(); }));
+  auto recs = e.proxy->hub().last(steps.size());
+  EXPECT_NE(recs[0].json->text().find("\"route_as_source\":\"baggage\""), std::string::npos)
+      << recs[0].json->text();
+  EXPECT_NE(recs[1].json->text().find("\"route_as_source\":\"memory\""), std::string::npos)
+      << recs[1].json->text();
+  EXPECT_NE(recs[1].json->text().find("\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\""),
+            std::string::npos);
+  EXPECT_NE(recs[2].json->text().find("\"trace_id\":\"22222222222222222222222222222222\""),
+            std::string::npos);
+  EXPECT_EQ(e.proxy->metrics().route_memory(proxy::memory_result::hit).Value(), 1);
+  EXPECT_EQ(e.proxy->metrics().route_memory(proxy::memory_result::miss).Value(), 1);
 }
 
 }  // namespace

@@ -222,7 +222,7 @@ TEST_F(dns_fixture, RouterWalkThroughOverDns) {
       build_space_tree(cfg->space, cfg->parent_spaces, "").tree);
   router r(io.get_executor(), cfg, metrics, tree, res);
   std::optional<route_result> out;
-  std::vector<std::string_view> headers{"azureuser"};
+  std::vector<header_ref> headers{{"azds-route-as", "azureuser"}};
   asio::co_spawn(io, r.route_outbound("serviceb", headers),
                  [&](std::exception_ptr e, route_result rr) {
                    if (e) std::rethrow_exception(e);

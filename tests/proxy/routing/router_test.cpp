@@ -51,7 +51,18 @@ struct router_fixture : ::testing::Test {
     r = std::make_unique<router>(io.get_executor(), cfg, metrics, tree, res);
   }
 
-  route_result outbound(std::string_view host, std::vector<std::string_view> headers) {
+  // The route header's values as a header list.
+  static std::vector<header_ref> with_route_header(const std::vector<std::string_view>& values) {
+    std::vector<header_ref> h;
+    for (auto v : values) h.emplace_back("azds-route-as", v);
+    return h;
+  }
+
+  route_result outbound(std::string_view host, std::vector<std::string_view> values) {
+    return outbound_with(host, with_route_header(values));
+  }
+
+  route_result outbound_with(std::string_view host, std::vector<header_ref> headers) {
     std::optional<route_result> out;
     asio::co_spawn(io, r->route_outbound(host, headers),
                    [&](std::exception_ptr e, route_result res) {
@@ -64,8 +75,8 @@ struct router_fixture : ::testing::Test {
     return out.value_or(route_result{});
   }
 
-  route_result inbound(std::string_view host, std::vector<std::string_view> headers) {
-    return r->route_inbound(host, headers);
+  route_result inbound(std::string_view host, std::vector<std::string_view> values) {
+    return r->route_inbound(host, with_route_header(values));
   }
 
   double decisions(route_outcome o) { return metrics.route_decisions(o).Value(); }
@@ -226,8 +237,122 @@ TEST_F(router_fixture, InboundPlainHost) {
   EXPECT_FALSE(res.metric);
 }
 
-asio::awaitable<void> bench_loop(router& r, std::string_view host,
-                                 std::vector<std::string_view> headers, int n, int& done) {
+TEST_F(router_fixture, BaggageCarrierRoutesAndAddsRouteHeader) {
+  auto res = outbound_with("serviceb", {{"baggage", "userId=alice, azds-route-as=azureuser"}});
+  EXPECT_EQ(res.route_as, "azureuser");
+  EXPECT_EQ(res.source, route_source::baggage);
+  EXPECT_EQ(res.decision.decision, decision_kind::parent);
+  EXPECT_TRUE(res.insert_header);  // the next hop sees the route header
+  auto kube = outbound_with("servicea", {{"kubernetes-route-as", "azureuser"}});
+  EXPECT_EQ(kube.source, route_source::kubernetes_route_as);
+  EXPECT_EQ(kube.decision.decision, decision_kind::own);
+  EXPECT_TRUE(kube.insert_header);
+  // The route header itself: nothing to add.
+  auto both = outbound_with(
+      "serviceb", {{"azds-route-as", "azureuser"}, {"baggage", "azds-route-as=azureuser"}});
+  EXPECT_EQ(both.source, route_source::header);
+  EXPECT_FALSE(both.insert_header);
+  // An external host is not routed: no header is added to it.
+  auto ext = outbound_with("www.example.com", {{"baggage", "azds-route-as=azureuser"}});
+  EXPECT_FALSE(ext.insert_header);
+}
+
+TEST_F(router_fixture, DisagreeingCarriersAreInvalid) {
+  auto res =
+      outbound_with("serviceb", {{"azds-route-as", "azureuser"}, {"kubernetes-route-as", "dev"}});
+  EXPECT_FALSE(res.route_as);
+  EXPECT_FALSE(res.target);
+  EXPECT_FALSE(res.insert_header);
+  EXPECT_EQ(res.metric, route_outcome::invalid_header);
+  auto in = r->route_inbound(
+      "dev.s.default.servicea.io",
+      std::vector<header_ref>{{"baggage", "azds-route-as=a"}, {"kubernetes-route-as", "b"}});
+  EXPECT_FALSE(in.route_as);
+  EXPECT_FALSE(in.insert_header);  // not even from the Host: forwarded untouched
+  EXPECT_EQ(decisions(route_outcome::invalid_header), 2);
+}
+
+TEST_F(router_fixture, InboundBaggageAddsRouteHeaderForTheApp) {
+  auto res =
+      r->route_inbound("servicea", std::vector<header_ref>{{"baggage", "azds-route-as=dev"}});
+  EXPECT_EQ(res.route_as, "dev");
+  EXPECT_EQ(res.source, route_source::baggage);
+  EXPECT_TRUE(res.insert_header);
+}
+
+constexpr std::string_view trace_a = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+constexpr std::string_view trace_b = "00-11111111111111111111111111111111-b7ad6b7169203331-01";
+
+struct memory_fixture : router_fixture {
+  std::shared_ptr<route_memory> memory = std::make_shared<route_memory>(std::chrono::seconds(60));
+  void SetUp() override {
+    router_fixture::SetUp();
+    auto res = std::make_shared<resolver>(
+        io.get_executor(),
+        std::make_unique<table_backend>(std::map<std::string, std::string>{
+            {"servicea.azureuser.svc.cluster.local", "10.0.1.5"},
+            {"serviceb.default.svc.cluster.local", "10.0.0.7"},
+        }),
+        metrics);
+    r = std::make_unique<router>(io.get_executor(), cfg, metrics, tree, res, memory);
+  }
+  double mem(memory_result m) { return metrics.route_memory(m).Value(); }
+};
+
+TEST_F(memory_fixture, InboundSpaceRoutesOutboundCallOfTheSameTrace) {
+  // Inbound: the Host names the space; the trace id is remembered.
+  auto in = r->route_inbound("azureuser.s.default.servicea.io",
+                             std::vector<header_ref>{{"traceparent", trace_a}});
+  EXPECT_EQ(in.route_as, "azureuser");
+  ASSERT_TRUE(in.trace);
+  EXPECT_EQ(in.trace->hex(), "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(mem(memory_result::stored), 1);
+
+  // Outbound: the app forwarded traceparent only (a new span id, same trace).
+  auto out = outbound_with(
+      "serviceb", {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"}});
+  EXPECT_EQ(out.route_as, "azureuser");
+  EXPECT_EQ(out.source, route_source::memory);
+  EXPECT_EQ(out.decision.decision, decision_kind::parent);
+  EXPECT_TRUE(out.insert_header);
+  EXPECT_EQ(mem(memory_result::hit), 1);
+  // Counted under the decision it led to.
+  EXPECT_EQ(decisions(route_outcome::parent), 1);
+
+  // Another trace: a miss, no routing.
+  auto miss = outbound_with("serviceb", {{"traceparent", trace_b}});
+  EXPECT_FALSE(miss.route_as);
+  EXPECT_EQ(miss.metric, route_outcome::no_header);
+  EXPECT_EQ(mem(memory_result::miss), 1);
+}
+
+TEST_F(memory_fixture, CarrierBeatsMemoryAndNoTraceparentCostsNothing) {
+  (void)r->route_inbound("servicea", std::vector<header_ref>{{"azds-route-as", "azureuser"},
+                                                             {"traceparent", trace_a}});
+  auto out = outbound_with("serviceb", {{"azds-route-as", "default"}, {"traceparent", trace_a}});
+  EXPECT_EQ(out.route_as, "default");
+  EXPECT_EQ(out.source, route_source::header);
+  // No traceparent: the memory is not consulted at all.
+  (void)outbound_with("serviceb", {});
+  (void)r->route_inbound("azureuser.s.x.io", std::vector<header_ref>{});
+  EXPECT_EQ(mem(memory_result::hit), 0);
+  EXPECT_EQ(mem(memory_result::miss), 0);
+  EXPECT_EQ(mem(memory_result::stored), 1);
+  // An inbound request without a valid space is not remembered.
+  (void)r->route_inbound("servicea", std::vector<header_ref>{{"traceparent", trace_b}});
+  EXPECT_EQ(mem(memory_result::stored), 1);
+}
+
+TEST_F(router_fixture, MemoryOffWhenNoneGiven) {
+  (void)r->route_inbound("azureuser.s.x.io", std::vector<header_ref>{{"traceparent", trace_a}});
+  auto out = outbound_with("serviceb", {{"traceparent", trace_a}});
+  EXPECT_FALSE(out.route_as);
+  EXPECT_EQ(metrics.route_memory(memory_result::stored).Value(), 0);
+  EXPECT_EQ(metrics.route_memory(memory_result::miss).Value(), 0);
+}
+
+asio::awaitable<void> bench_loop(router& r, std::string_view host, std::vector<header_ref> headers,
+                                 int n, int& done) {
   for (int i = 0; i < n; ++i) {
     auto res = co_await r.route_outbound(host, headers);
     if (res.decision.tried.size() < 100) ++done;
@@ -243,7 +368,8 @@ TEST_F(router_fixture, DISABLED_Throughput) {
     int done = 0;
     auto t0 = std::chrono::steady_clock::now();
     // One coroutine awaiting the router in a loop, as an HTTP session does.
-    asio::co_spawn(io, bench_loop(*r, host, headers, n, done), [](std::exception_ptr) {});
+    asio::co_spawn(io, bench_loop(*r, host, with_route_header(headers), n, done),
+                   [](std::exception_ptr) {});
     io.restart();
     io.run();
     auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0);
@@ -254,7 +380,7 @@ TEST_F(router_fixture, DISABLED_Throughput) {
   time("outbound, external host", "www.example.com", {"azureuser"});
   time("outbound, own (1 lookup)", "servicea", {"azureuser"});
   time("outbound, parent (2 lookups)", "serviceb", {"azureuser"});
-  std::vector<std::string_view> none;
+  std::vector<header_ref> none;
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) (void)r->route_inbound("azureuser.s.default.servicea.io", none);
   auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0);
@@ -284,7 +410,7 @@ TEST(RouterPrefetch, AllLevelsAskedAtOnceAnsweredInOrder) {
   auto res = std::make_shared<resolver>(io.get_executor(), std::move(backend), metrics);
   router r(io.get_executor(), cfg, metrics, tree, res);
   std::optional<route_result> out;
-  std::vector<std::string_view> headers{"dev"};
+  std::vector<header_ref> headers{{"azds-route-as", "dev"}};
   asio::co_spawn(io, r.route_outbound("serviceb.azureuser.svc.cluster.local", headers),
                  [&](std::exception_ptr e, route_result rr) {
                    if (e) std::rethrow_exception(e);

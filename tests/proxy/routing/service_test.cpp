@@ -74,7 +74,7 @@ TEST(RoutingService, RoutesWithHostsFileAndReloadsTree) {
 
   auto route = [&] {
     std::optional<route_result> out;
-    std::vector<std::string_view> headers{"azureuser"};
+    std::vector<header_ref> headers{{"azds-route-as", "azureuser"}};
     asio::co_spawn(worker_io, r->route_outbound("serviceb", headers),
                    [&](std::exception_ptr e, route_result rr) {
                      if (e) std::rethrow_exception(e);
