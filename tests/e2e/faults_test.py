@@ -314,6 +314,11 @@ def fault_bad_reload(e):
 
 
 def fault_emfile(e):
+    # The proxy runs again under a low RLIMIT_NOFILE (a process may lower its own limit; changing
+    # another process's needs CAP_SYS_RESOURCE, which a container may not have).
+    e.proxy.kill()
+    e.proxy.wait()
+    e.proxy = e.start_proxy(["prlimit", "--nofile=96:96", "--"])
     echo = e.pod.popen(["python3", "-c", ECHO_CLIENT, PEER, "9007"], stdin=subprocess.PIPE,
                        stdout=subprocess.PIPE, text=True)
 
@@ -323,9 +328,6 @@ def fault_emfile(e):
         return echo.stdout.readline().strip() == "OK"
 
     check(echo_once("before"), "emfile: an established raw TCP relay works")
-    open_fds = len(os.listdir(f"/proc/{e.proxy.pid}/fd"))
-    limit = open_fds + 40
-    netns.run(["prlimit", f"--pid={e.proxy.pid}", f"--nofile={limit}:{limit}"])
     holder = e.pod.popen(["python3", "-c", HOLDER, PEER, "8080", "200"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
     holder.stdout.readline()
@@ -335,7 +337,6 @@ def fault_emfile(e):
     check(echo_once("during"), "emfile: the established relay keeps working without descriptors")
     holder.stdin.close()
     holder.wait(timeout=10)
-    netns.run(["prlimit", f"--pid={e.proxy.pid}", "--nofile=65536:65536"])
     netns.wait_until(lambda: e.healthy()[0], 20, "served again")
     check(True, "emfile: new connections are served once descriptors are back")
     check(e.log_has(r"accept on outbound listener recovered"), "emfile: the recovery is logged")
@@ -385,16 +386,23 @@ def main():
         os.chmod(spaces, 0o644)
         log_path = os.path.join(tmp, "proxy.log")
         log = open(log_path, "w")
-        proxy = pod.popen([BIN, "--space", "azureuser", "--spaces-file", spaces,
+        env = Env(lab, pod, peer, None, log_path, spaces)
+
+        def start_proxy(prefix=()):
+            p = pod.popen([*prefix, BIN, "--space", "azureuser", "--spaces-file", spaces,
                            "--resolver", "dns", "--connect-timeout", "700ms",
                            "--sniff-timeout", "200ms",
                            "--trace-upstream", f"http://{PEER}:9411/ingest",
                            "--log-level", "debug"], uid=netns.PROXY_UID, stdout=log,
                           stderr=subprocess.STDOUT)
-        env = Env(lab, pod, peer, proxy, log_path, spaces)
-        try:
             netns.wait_until(lambda: pod.run(["curl", "-sf", "http://127.0.0.1:15090/readyz"],
                                              check=False).returncode == 0, 20, "proxy ready")
+            return p
+
+        env.start_proxy = start_proxy
+        try:
+            env.proxy = start_proxy()
+            proxy = env.proxy
             check(env.healthy()[0], "baseline: a request through the capture is answered")
             for name, fn in FAULTS:
                 if ONLY and name not in ONLY:
@@ -404,7 +412,7 @@ def main():
                           "release build)")
                     continue
                 fn(env)
-            check(proxy.poll() is None, "the proxy is still running after every fault")
+            check(env.proxy.poll() is None, "the proxy is still running after every fault")
         except BaseException:
             log.flush()
             with open(log_path, errors="replace") as f:
