@@ -81,7 +81,7 @@ struct admin_server::impl {
     co_return true;
   }
 
-  asio::awaitable<response> route(const request& req) {
+  asio::awaitable<response> route(const request& req, bool local_client) {
     std::string_view target(req.target().data(), req.target().size());
     auto path = target.substr(0, target.find('?'));
     if (req.method() != http::verb::get && req.method() != http::verb::head)
@@ -101,6 +101,10 @@ struct admin_server::impl {
                    : text(req, http::status::service_unavailable, "devspaces-proxy: not ready");
     }
     if (path == "/config") {
+      if (!local_client)
+        co_return text(req, http::status::forbidden,
+                       "devspaces-proxy: /config is served to loopback clients only (use kubectl "
+                       "port-forward)");
       co_return make_response(req, http::status::ok, "application/json",
                               hooks.config_json ? hooks.config_json() + "\n" : "{}\n");
     }
@@ -122,7 +126,10 @@ struct admin_server::impl {
         co_await serve_traces(stream, req, hooks.traces);
         break;
       }
-      auto res = co_await route(req);
+      boost::system::error_code rec;
+      const auto remote = stream.socket().remote_endpoint(rec);
+      const bool local_client = !rec && is_loopback(remote.address());
+      auto res = co_await route(req, local_client);
       bool keep = res.keep_alive();
       stream.expires_after(read_timeout);
       auto [wec, wn] = co_await http::async_write(stream, res, token{});
