@@ -127,9 +127,13 @@ std::vector<option_spec> init_options(config& c) {
                  c.inbound_all = false;
                  return port_list_setter(c.inbound_ports)(v);
                }});
-  o.push_back({"--exclude-inbound-ports", "DEVSPACES_EXCLUDE_INBOUND_PORTS", "15090",
-               "inbound ports never captured (the proxy's own ports are always added)",
+  o.push_back({"--exclude-inbound-ports", "DEVSPACES_EXCLUDE_INBOUND_PORTS", "",
+               "inbound ports never captured (the proxy's own ports and --admin-port are always "
+               "added)",
                port_list_setter(c.exclude_inbound_ports)});
+  o.push_back({"--admin-port", "DEVSPACES_ADMIN_PORT", "15090",
+               "the proxy's admin port: never captured inbound",
+               common::port_setter(c.admin_port)});
   o.push_back({"--exclude-outbound-ports", "DEVSPACES_EXCLUDE_OUTBOUND_PORTS", "",
                "outbound destination ports never captured",
                port_list_setter(c.exclude_outbound_ports)});

@@ -35,6 +35,7 @@ struct config {
   std::uint16_t inbound_port = 15006;
   bool inbound_all = true;                           ///< `--inbound-ports '*'`
   std::vector<std::uint16_t> inbound_ports;          ///< when not all; empty = no inbound capture
+  std::uint16_t admin_port = 15090;                  ///< the proxy's admin port, never captured
   std::vector<std::uint16_t> exclude_inbound_ports;  ///< user list (own ports added by rules)
   std::vector<std::uint16_t> exclude_outbound_ports;
   bool include_all_cidrs = true;             ///< `--include-outbound-cidrs '*'`

@@ -86,6 +86,8 @@ rule_set build_rules(const config& c, family f, const std::vector<std::string>& 
 
   // Inbound: the proxy's own ports and the exclusions first, then the capture.
   std::vector<std::uint16_t> excluded{c.outbound_port, c.inbound_port};
+  if (std::find(excluded.begin(), excluded.end(), c.admin_port) == excluded.end())
+    excluded.push_back(c.admin_port);
   for (auto p : c.exclude_inbound_ports)
     if (std::find(excluded.begin(), excluded.end(), p) == excluded.end()) excluded.push_back(p);
   for (const auto& m : port_matches(excluded)) add(inbound_chain, m + " -j RETURN");

@@ -131,7 +131,7 @@ std::optional<endpoint_text> outbound_probe_target(const config& c, family f) {
 std::optional<std::uint16_t> inbound_probe_port(const config& c) {
   auto is_excluded = [&](std::uint16_t p) {
     auto& ex = c.exclude_inbound_ports;
-    return p == c.inbound_port || p == c.outbound_port ||
+    return p == c.inbound_port || p == c.outbound_port || p == c.admin_port ||
            std::find(ex.begin(), ex.end(), p) != ex.end();
   };
   if (c.inbound_all) {

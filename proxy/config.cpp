@@ -57,6 +57,15 @@ std::vector<option_spec> proxy_options(config& c) {
                  c.spaces_file = std::string(v);
                  return std::nullopt;
                }});
+  o.push_back({"--spaces-url", "DEVSPACES_SPACES_URL", "",
+               "http://host:port/path serving the JSON space tree (the injector's /spaces), "
+               "polled",
+               [&c](std::string_view v) -> err {
+                 if (!v.empty() && (!v.starts_with("http://") || v.size() <= 7))
+                   return "must be an http://host:port/path URL";
+                 c.spaces_url = std::string(v);
+                 return std::nullopt;
+               }});
   o.push_back({"--cluster-domain", "DEVSPACES_CLUSTER_DOMAIN", "cluster.local",
                "cluster DNS domain", common::domain_setter(c.cluster_domain)});
   o.push_back({"--resolver", "DEVSPACES_RESOLVER", "dns",
@@ -238,6 +247,7 @@ std::string config_to_json(const config& c) {
   for (const auto& p : c.parent_spaces) parents.emplace_back(p);
   o["parent_spaces"] = std::move(parents);
   o["spaces_file"] = c.spaces_file;
+  o["spaces_url"] = c.spaces_url;
   o["cluster_domain"] = c.cluster_domain;
   o["resolver"] = c.resolver;
   o["route_header"] = c.route_header;

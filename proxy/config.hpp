@@ -21,6 +21,7 @@ struct config {
   std::string space = "default";
   std::vector<std::string> parent_spaces;  ///< parent, grandparent
   std::string spaces_file;
+  std::string spaces_url;  ///< --spaces-url: polled tree source (the injector's /spaces)
   std::string cluster_domain = "cluster.local";
   std::string resolver = "dns";                ///< "dns" or "hosts:<path>"
   std::string route_header = "azds-route-as";  ///< lowercase

@@ -15,6 +15,8 @@
 
 #include "proxy/admin/admin_server.hpp"
 #include "proxy/config.hpp"
+#include "proxy/inject/manifest.hpp"
+#include "proxy/inject/webhook.hpp"
 #include "proxy/logging.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/routing/service.hpp"
@@ -61,6 +63,11 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "traces") {
     return trace::run_traces_client(argc, argv);
   }
+  if (argc > 1 && std::string_view(argv[1]) == "inject") return inject::run_inject_cli(argc, argv);
+  if (argc > 1 && std::string_view(argv[1]) == "webhook")
+    return inject::run_webhook_cli(argc, argv);
+  if (argc > 1 && std::string_view(argv[1]) == "wait-ready")
+    return inject::run_wait_ready_cli(argc, argv);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = parse_proxy_config(args, getenv_opt);

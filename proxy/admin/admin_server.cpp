@@ -82,7 +82,7 @@ struct admin_server::impl {
     co_return true;
   }
 
-  asio::awaitable<response> route(const request& req) {
+  asio::awaitable<response> route(const request& req, bool local_client) {
     std::string_view target(req.target().data(), req.target().size());
     auto path = target.substr(0, target.find('?'));
     if (req.method() != http::verb::get && req.method() != http::verb::head)
@@ -102,6 +102,10 @@ struct admin_server::impl {
                    : text(req, http::status::service_unavailable, "devspaces-proxy: not ready");
     }
     if (path == "/config") {
+      if (!local_client)
+        co_return text(req, http::status::forbidden,
+                       "devspaces-proxy: /config is served to loopback clients only (use kubectl "
+                       "port-forward)");
       co_return make_response(req, http::status::ok, "application/json",
                               hooks.config_json ? hooks.config_json() + "\n" : "{}\n");
     }
@@ -123,11 +127,12 @@ struct admin_server::impl {
         co_await serve_traces(stream, req, hooks.traces);
         break;
       }
+      boost::system::error_code rec;
+      const auto remote = stream.socket().remote_endpoint(rec);
+      const bool local_client = !rec && is_loopback(remote.address());
       if (target == "/ui" || target.starts_with("/ui?") || target == "/ui/") {
         // Loopback only, like /traces: the page shows every record.
-        boost::system::error_code rec;
-        const auto remote = stream.socket().remote_endpoint(rec);
-        response page = (!rec && is_loopback(remote.address()))
+        response page = local_client
                             ? make_response(req, http::status::ok, "text/html; charset=utf-8",
                                             std::string(ui_page()))
                             : text(req, http::status::forbidden,
@@ -145,7 +150,7 @@ struct admin_server::impl {
         if (pec || !keep_page) break;
         continue;
       }
-      auto res = co_await route(req);
+      auto res = co_await route(req, local_client);
       bool keep = res.keep_alive();
       stream.expires_after(read_timeout);
       auto [wec, wn] = co_await http::async_write(stream, res, token{});

@@ -134,10 +134,17 @@ asio::awaitable<void> watch_close(beast::tcp_stream& stream) {
 }  // namespace
 
 bool is_loopback(const asio::ip::address& a) {
-  if (a.is_v4()) return a.to_v4().is_loopback();
+  // The inbound listener relays connections from outside the pod to the app from these
+  // passthrough sources: such a client is not local, whatever its address looks like.
+  static const auto passthrough_v4 = asio::ip::make_address_v4("127.0.0.6");
+  static const auto passthrough_v6 = asio::ip::make_address_v6("::6");
+  if (a.is_v4()) return a.to_v4().is_loopback() && a.to_v4() != passthrough_v4;
   const auto v6 = a.to_v6();
   if (v6.is_loopback()) return true;
-  return v6.is_v4_mapped() && asio::ip::make_address_v4(asio::ip::v4_mapped, v6).is_loopback();
+  if (v6 == passthrough_v6) return false;
+  if (!v6.is_v4_mapped()) return false;
+  const auto v4 = asio::ip::make_address_v4(asio::ip::v4_mapped, v6);
+  return v4.is_loopback() && v4 != passthrough_v4;
 }
 
 traces_query parse_traces_query(std::string_view target, std::string_view accept) {

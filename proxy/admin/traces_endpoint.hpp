@@ -28,7 +28,8 @@ boost::asio::awaitable<void> serve_traces(
     boost::beast::tcp_stream& stream,
     const boost::beast::http::request<boost::beast::http::string_body>& req, trace::hub* hub);
 
-/// 127.0.0.0/8, ::1 and v4-mapped loopback (what kubectl port-forward connects from).
+/// 127.0.0.0/8, ::1 and v4-mapped loopback (what kubectl port-forward connects from), except the
+/// proxy's own inbound passthrough sources 127.0.0.6 and ::6 (a client relayed from outside).
 bool is_loopback(const boost::asio::ip::address& a);
 
 /// The parameters of one /traces request.

@@ -188,16 +188,15 @@ asio::awaitable<bool> exchange::route(tcp::endpoint& target) {
   const std::string header = lowercase(cfg.route_header);
   std::string_view host = find_field(request_, ":authority");
   if (host.empty()) host = find_field(request_, "host");
-  std::vector<std::string_view> values;
-  for (const auto& [n, v] : request_) {
-    if (n == header) values.push_back(v);
-  }
+  std::vector<routing::header_ref> fields;
+  fields.reserve(request_.size());
+  for (const auto& [n, v] : request_) fields.emplace_back(n, v);
   routing::route_result rr;
   if (ctx_.dir == direction::inbound) {
-    rr = router->route_inbound(host, values);
+    rr = router->route_inbound(host, fields);
   } else {
-    // `host` and `values` point into request_, which nothing changes while this waits.
-    rr = co_await router->route_outbound(host, values);
+    // `host` and `fields` point into request_, which nothing changes while this waits.
+    rr = co_await router->route_outbound(host, fields);
   }
   if (!client_open()) co_return false;
   if (rr.insert_header && rr.route_as) {
@@ -209,6 +208,7 @@ asio::awaitable<bool> exchange::route(tcp::endpoint& target) {
     rec_->route_as = rr.route_as;
     rec_->route_as_source = rr.source;
     rec_->route = std::move(rr.decision);
+    if (rr.trace) rec_->trace_id = rr.trace->hex();
   }
   co_return true;
 }

@@ -20,6 +20,10 @@ routing_service::routing_service(std::shared_ptr<const config> cfg, proxy_metric
 }
 
 void routing_service::start_watcher(boost::asio::any_io_executor ex) {
+  if (!cfg_->spaces_url.empty() && !poller_) {
+    poller_ = std::make_unique<spaces_url_poller>(ex, cfg_, metrics_, holder_);
+    poller_->start();
+  }
   if (cfg_->spaces_file.empty() || watcher_) return;
   watcher_ = std::make_unique<space_tree_watcher>(std::move(ex), cfg_, metrics_, holder_);
   watcher_->start();

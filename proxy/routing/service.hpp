@@ -10,6 +10,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/routing/router.hpp"
 #include "proxy/routing/space_tree.hpp"
+#include "proxy/routing/spaces_source.hpp"
 
 namespace devspaces::proxy::routing {
 
@@ -31,13 +32,16 @@ class routing_service {
   /// Loads the tree (own chain + --spaces-file) and checks --resolver.
   static result create(std::shared_ptr<const config> cfg, proxy_metrics& metrics);
 
-  /// Starts polling --spaces-file on `ex` (no-op without one). The service must then be
-  /// destroyed (or stop_watcher called) on that executor's thread or after its loop stopped,
-  /// and before its io_context is destroyed.
+  /// Starts polling --spaces-file and --spaces-url on `ex` (no-op without them). The service must
+  /// then be destroyed (or stop_watcher called) on that executor's thread or after its loop
+  /// stopped, and before its io_context is destroyed.
   void start_watcher(boost::asio::any_io_executor ex);
 
   /// Stops and drops the watcher (on the watcher executor's thread, or after its loop stopped).
-  void stop_watcher() { watcher_.reset(); }
+  void stop_watcher() {
+    watcher_.reset();
+    poller_.reset();
+  }
 
   /// A router for the worker whose io_context runs `worker_ex`; use it on that thread only and
   /// destroy it before that io_context.
@@ -62,6 +66,7 @@ class routing_service {
   std::shared_ptr<space_tree_holder> holder_;
   std::unique_ptr<space_tree_watcher> watcher_;
   std::shared_ptr<route_memory> memory_;
+  std::unique_ptr<spaces_url_poller> poller_;  ///< --spaces-url
 };
 
 }  // namespace devspaces::proxy::routing

@@ -20,11 +20,13 @@ HOST = "azureuser.s.default.servicea.example.io"
 
 
 class Walkthrough(unittest.TestCase):
+    inject_flags = None  # see injected_walkthrough_test.py
+
     @classmethod
     def setUpClass(cls):
         cls.lab = netns.Lab("walkthrough")
         try:
-            c = cls.cluster = cluster.Cluster(cls.lab)
+            c = cls.cluster = cluster.Cluster(cls.lab, inject_flags=cls.inject_flags)
             cls.a_default = c.add_pod("servicea", "default", calls=["http://serviceb/api"])
             cls.b_default = c.add_pod("serviceb", "default")
             cls.c_default = c.add_pod("servicec", "default")

@@ -49,6 +49,24 @@ TEST(init_rules, multiport_lists_split_at_fifteen) {
   }
 }
 
+TEST(init_rules, admin_port_is_always_excluded_inbound) {
+  // Default: the admin port (15090) is excluded without any --exclude-inbound-ports.
+  auto rs = build_rules(parse({}), family::v4, {});
+  EXPECT_EQ(count_with(rs,
+                       "-A DEVSPACES_INBOUND -p tcp -m multiport --dports 15001,15006,15090 "
+                       "-j RETURN"),
+            1u);
+  // A non-default admin port moves the exclusion with it, whatever the user list says.
+  rs = build_rules(parse({"--admin-port", "16090", "--exclude-inbound-ports", "22"}), family::v4,
+                   {});
+  EXPECT_EQ(count_with(rs, "--dports 15001,15006,16090,22 -j RETURN"), 1u);
+  EXPECT_EQ(count_with(rs, "15090"), 0u);
+  // Also when only some inbound ports are captured and the list names the admin port.
+  rs = build_rules(parse({"--admin-port", "16090", "--inbound-ports", "80,16090"}), family::v4, {});
+  EXPECT_EQ(count_with(rs, "--dport 16090 -j DEVSPACES_IN_REDIRECT"), 0u);
+  EXPECT_EQ(count_with(rs, "--dport 80 -j DEVSPACES_IN_REDIRECT"), 1u);
+}
+
 TEST(init_rules, exclusions_come_before_inclusions) {
   auto rs = build_rules(parse({"--include-outbound-cidrs", "10.0.0.0/8", "--exclude-outbound-cidrs",
                                "10.96.0.0/12", "--exclude-outbound-ports", "3306"}),

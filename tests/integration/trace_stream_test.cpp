@@ -171,7 +171,11 @@ TEST(TraceLoopback, Classification) {
   EXPECT_TRUE(is_loopback(asio::ip::make_address("127.0.0.1")));
   EXPECT_TRUE(is_loopback(asio::ip::make_address("127.3.2.1")));
   EXPECT_TRUE(is_loopback(asio::ip::make_address("::1")));
-  EXPECT_TRUE(is_loopback(asio::ip::make_address("::ffff:127.0.0.6")));
+  EXPECT_TRUE(is_loopback(asio::ip::make_address("::ffff:127.0.0.7")));
+  // The proxy's own inbound passthrough sources carry clients from outside the pod.
+  EXPECT_FALSE(is_loopback(asio::ip::make_address("127.0.0.6")));
+  EXPECT_FALSE(is_loopback(asio::ip::make_address("::ffff:127.0.0.6")));
+  EXPECT_FALSE(is_loopback(asio::ip::make_address("::6")));
   EXPECT_FALSE(is_loopback(asio::ip::make_address("10.0.0.1")));
   EXPECT_FALSE(is_loopback(asio::ip::make_address("::ffff:10.0.0.1")));
   EXPECT_FALSE(is_loopback(asio::ip::make_address("fe80::1")));

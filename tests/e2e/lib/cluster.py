@@ -34,6 +34,7 @@ class Pod:
     def __init__(self, cluster, service, space, parents, ip, calls, app_args=()):
         self.cluster, self.service, self.space, self.parents = cluster, service, space, parents
         self.ip = ip
+        self.admin_port = 15090
         self.pod_name = f"{service}-{space}-7d9f"
         self.ns = cluster.lab.namespace(f"{service}.{space}")
         cluster.attach(self.ns, ip)
@@ -58,7 +59,58 @@ class Pod:
             args += ["--parent-spaces", ",".join(self.parents)]
         return args
 
+    def injected_containers(self):
+        """The init and proxy containers `devspaces-proxy inject` renders for this pod."""
+        manifest = {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": self.pod_name, "namespace": self.space},
+                    "spec": {"containers": [{"name": self.service, "image": "demo-app"}]}}
+        args = [os.path.join(bin_dir(), "proxy", "devspaces-proxy"), "inject", "-o", "json",
+                "--space", self.space, *self.cluster.inject_flags]
+        if self.parents:
+            args += ["--parent-spaces", ",".join(self.parents)]
+        res = subprocess.run(args, input=json.dumps(manifest), capture_output=True, text=True,
+                             check=True)
+        spec = json.loads(res.stdout)["spec"]
+        every = spec.get("initContainers", []) + spec["containers"]
+        by_name = {c["name"]: c for c in every}
+        return by_name["devspaces-proxy-init"], by_name["devspaces-proxy"]
+
+    def container_env(self, container):
+        """A container's env as the kubelet resolves it (downward API fields of this pod)."""
+        fields = {"metadata.name": self.pod_name, "metadata.namespace": self.space}
+        env = {}
+        for e in container.get("env", []):
+            if "value" in e:
+                env[e["name"]] = e["value"]
+            else:
+                env[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        return env
+
+    def container_argv(self, container, program):
+        """The container's command line: the image entrypoint (our binary) plus its args."""
+        exe = os.path.join(bin_dir(), *program)
+        return [exe, *container.get("command", [])[1:], *container.get("args", [])]
+
+    def start_injected(self):
+        """Runs exactly the containers `inject` produced: the init, then the proxy as its
+        securityContext's user, with their env and arguments."""
+        init, proxy = self.injected_containers()
+        self.admin_port = next(p["containerPort"] for p in proxy["ports"]
+                               if p["name"] == "ds-admin")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("DEVSPACES_")}
+        res = self.ns.run(self.container_argv(init, ("init", "devspaces-proxy-init")),
+                          env=dict(base, **self.container_env(init)))
+        self.init_output = res.stdout
+        uid = proxy["securityContext"]["runAsUser"]
+        with open(self.log, "w") as log:
+            self.proxy = self.ns.popen(self.container_argv(proxy, ("proxy", "devspaces-proxy")),
+                                       uid=uid, env=dict(base, **self.container_env(proxy)),
+                                       stdout=log, stderr=subprocess.STDOUT)
+        netns.wait_until(lambda: self.admin("/readyz")[0] == 200, 15, f"{self.pod_name} ready")
+
     def start_proxy(self, extra=()):
+        if self.cluster.inject_flags is not None:
+            return self.start_injected()
         res = self.ns.run(self.init_args())
         self.init_output = res.stdout
         env = dict(os.environ, POD_NAME=self.pod_name, POD_NAMESPACE=self.space)
@@ -76,13 +128,13 @@ class Pod:
         """Starts `devspaces-proxy traces` against this pod's admin port, as a developer would
         through kubectl port-forward; returns the process (stdout is a pipe)."""
         exe = os.path.join(bin_dir(), "proxy", "devspaces-proxy")
-        return self.ns.popen([exe, "traces", "http://127.0.0.1:15090"], stdout=subprocess.PIPE,
+        return self.ns.popen([exe, "traces", f"http://127.0.0.1:{self.admin_port}"], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
 
     def admin(self, path):
         """(status, body) of a GET on this pod's admin port, from inside the pod (loopback)."""
         res = self.ns.run(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5",
-                           f"http://127.0.0.1:15090{path}"], check=False)
+                           f"http://127.0.0.1:{self.admin_port}{path}"], check=False)
         body, _, code = res.stdout.rpartition("\n")
         return (int(code) if code.isdigit() else 0), body
 
@@ -109,8 +161,11 @@ class Pod:
 
 
 class Cluster:
-    def __init__(self, lab):
+    def __init__(self, lab, inject_flags=None):
+        """inject_flags: None runs the init and the proxy with the harness's own flags; a list
+        runs the containers `devspaces-proxy inject <flags>` renders for each pod instead."""
         self.lab = lab
+        self.inject_flags = inject_flags
         self.tmp = tempfile.mkdtemp(prefix="devspaces-cluster-")
         self.node = lab.namespace("node")
         self.node.run(["ip", "link", "add", "br0", "type", "bridge"])
