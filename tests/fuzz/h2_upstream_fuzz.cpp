@@ -34,8 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   body_queue body;
   const std::string payload(100000, 'b');
   body.append({reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()});
-  const field_list req{{":method", "POST"}, {":scheme", "http"}, {":authority", "svc"},
-                       {":path", "/x"}, {"content-type", "application/grpc"}};
+  const field_list req{{":method", "POST"},
+                       {":scheme", "http"},
+                       {":authority", "svc"},
+                       {":path", "/x"},
+                       {"content-type", "application/grpc"}};
   const auto nv = to_nv(req);
   nghttp2_data_provider prd{};
   prd.source.ptr = &body;
