@@ -67,8 +67,15 @@ int main(int argc, char** argv) {
     std::fputs(proxy_help().c_str(), stdout);
     return 0;
   }
+  if (parsed.help_markdown) {
+    config scratch;
+    std::fputs(devspaces::common::render_markdown(proxy_options(scratch)).c_str(), stdout);
+    return 0;
+  }
   if (parsed.version) {
-    std::printf("devspaces-proxy %s\n", DEVSPACES_VERSION);
+    std::puts(devspaces::common::version_text("devspaces-proxy", DEVSPACES_VERSION,
+                                              DEVSPACES_COMMIT, DEVSPACES_BUILD_TYPE)
+                  .c_str());
     return 0;
   }
   if (parsed.error) return fail(2, *parsed.error);
