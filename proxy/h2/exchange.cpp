@@ -138,7 +138,8 @@ void exchange::on_client_closed(std::uint32_t code) {
     }
   }
   const auto pending = request_body_.clear();
-  if (pending > 0 && client_ != nullptr) nghttp2_session_consume(client_->client_session(), id_, pending);
+  if (pending > 0 && client_ != nullptr)
+    nghttp2_session_consume(client_->client_session(), id_, pending);
   client_closed_ = true;
   if (!complete && error_ == nullptr) error_ = "client_reset";
   finish(error_);
@@ -344,16 +345,17 @@ void exchange::on_upstream_closed(std::uint32_t code) {
   up_closed_ = true;
   if (!client_open() || abandoned_) return;
   if (!response_head_done_) {
-    log()->debug("[C{}] h2 stream {}: upstream stream closed before a response (code {})",
-                 ctx_.id, id_, code);
+    log()->debug("[C{}] h2 stream {}: upstream stream closed before a response (code {})", ctx_.id,
+                 id_, code);
     answer_error(502, "bad gateway: upstream reset the stream", "upstream_reset");
     return;
   }
   if (!request_sent_end_) discard_request();
   if (!response_end_) {
     error_ = "upstream_reset";
-    nghttp2_submit_rst_stream(client_->client_session(), NGHTTP2_FLAG_NONE, id_,
-                              code == NGHTTP2_NO_ERROR ? std::uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
+    nghttp2_submit_rst_stream(
+        client_->client_session(), NGHTTP2_FLAG_NONE, id_,
+        code == NGHTTP2_NO_ERROR ? std::uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
     client_->client_kick();
   }
 }
@@ -472,7 +474,8 @@ void exchange::finish(const char* error) {
   const auto dur = clock::now() - start_;
   auto* metrics = ctx_.services ? ctx_.services->metrics : nullptr;
   if (metrics != nullptr) {
-    const auto cls = error != nullptr && status_ == 0 ? code_class::error : class_of_status(status_);
+    const auto cls =
+        error != nullptr && status_ == 0 ? code_class::error : class_of_status(status_);
     metrics->http_requests(ctx_.dir, method_idx_, cls).Increment();
     metrics->http_duration(ctx_.dir).Observe(std::chrono::duration<double>(dur).count());
   }

@@ -35,8 +35,7 @@ int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* 
   // RFC 9113 §6.5.2: each field counts its name, its value and 32 bytes.
   x.block_bytes += namelen + valuelen + 32;
   if (x.block_bytes > x.max_block) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets it
-  return x.handler->on_field(frame->hd.stream_id,
-                             {reinterpret_cast<const char*>(name), namelen},
+  return x.handler->on_field(frame->hd.stream_id, {reinterpret_cast<const char*>(name), namelen},
                              {reinterpret_cast<const char*>(value), valuelen});
 }
 

@@ -15,22 +15,21 @@
 
 #include <nghttp2/nghttp2.h>
 
-
 namespace devspaces::proxy::h2 {
 
 /// Limits applied to every HTTP/2 peer (client or upstream); see proxy/h2/README.md.
 struct limits {
-  std::uint32_t max_concurrent_streams = 256;          ///< advertised to clients
-  std::int32_t stream_window = 256 * 1024;             ///< per-stream receive window
-  std::int32_t connection_window = 4 * 1024 * 1024;    ///< per-connection receive window
-  std::uint32_t max_header_list = 65536;               ///< decoded field bytes per header block
-  std::uint32_t max_frame_size = 16384;                ///< SETTINGS_MAX_FRAME_SIZE (default)
-  std::size_t max_continuations = 8;                   ///< CONTINUATION frames per header block
-  std::size_t max_outbound_ack = 1000;                 ///< queued SETTINGS/PING ACKs (flood)
-  std::size_t max_settings = 32;                       ///< entries per SETTINGS frame
-  std::uint64_t reset_burst = 1000;                    ///< RST_STREAM tokens (rapid reset)
-  std::uint64_t reset_rate = 33;                       ///< tokens regained per second
-  std::size_t max_output = 64 * 1024;                  ///< bytes serialised ahead of the socket
+  std::uint32_t max_concurrent_streams = 256;        ///< advertised to clients
+  std::int32_t stream_window = 256 * 1024;           ///< per-stream receive window
+  std::int32_t connection_window = 4 * 1024 * 1024;  ///< per-connection receive window
+  std::uint32_t max_header_list = 65536;             ///< decoded field bytes per header block
+  std::uint32_t max_frame_size = 16384;              ///< SETTINGS_MAX_FRAME_SIZE (default)
+  std::size_t max_continuations = 8;                 ///< CONTINUATION frames per header block
+  std::size_t max_outbound_ack = 1000;               ///< queued SETTINGS/PING ACKs (flood)
+  std::size_t max_settings = 32;                     ///< entries per SETTINGS frame
+  std::uint64_t reset_burst = 1000;                  ///< RST_STREAM tokens (rapid reset)
+  std::uint64_t reset_rate = 33;                     ///< tokens regained per second
+  std::size_t max_output = 64 * 1024;                ///< bytes serialised ahead of the socket
 };
 
 /// Header fields as received or to be sent (names lowercase, pseudo-fields first).

@@ -55,9 +55,8 @@ bool pump::feed(const std::uint8_t* data, std::size_t n) {
   const auto rv = nghttp2_session_mem_recv(ng_.get(), data, n);
   if (rv < 0) {
     // Bad magic, a flood, a failed callback: say goodbye (best effort) and stop reading.
-    nghttp2_session_terminate_session(ng_.get(), rv == NGHTTP2_ERR_FLOODED
-                                                     ? NGHTTP2_ENHANCE_YOUR_CALM
-                                                     : NGHTTP2_PROTOCOL_ERROR);
+    nghttp2_session_terminate_session(
+        ng_.get(), rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     kick();
     return false;
   }

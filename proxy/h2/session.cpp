@@ -140,8 +140,9 @@ class client_side : private limits_holder,
   // Drain (inbound) and idle checks, a plain timer callback.
   void arm_timer() {
     const auto idle = ctx_.services->cfg->idle_timeout;
-    timer_.expires_after(ctx_.dir == direction::inbound ? std::min<clock::duration>(drain_check, idle)
-                                                        : clock::duration(idle));
+    timer_.expires_after(ctx_.dir == direction::inbound
+                             ? std::min<clock::duration>(drain_check, idle)
+                             : clock::duration(idle));
     std::weak_ptr<client_side> weak = shared_from_this();
     timer_.async_wait([weak](const boost::system::error_code& ec) {
       auto self = weak.lock();

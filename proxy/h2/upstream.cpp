@@ -137,7 +137,8 @@ void upstream_conn::arm_idle() {
 bool upstream_conn::usable() const {
   if (!open() || goaway_ || ng() == nullptr) return false;
   if (nghttp2_session_check_request_allowed(ng()) == 0) return false;
-  const auto max = nghttp2_session_get_remote_settings(ng(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  const auto max =
+      nghttp2_session_get_remote_settings(ng(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return streams_.size() < std::min<std::uint32_t>(max, 100000);
 }
 
@@ -160,8 +161,7 @@ int upstream_conn::on_begin_headers(std::int32_t) {
   return 0;
 }
 
-int upstream_conn::on_field(std::int32_t stream_id, std::string_view name,
-                            std::string_view value) {
+int upstream_conn::on_field(std::int32_t stream_id, std::string_view name, std::string_view value) {
   if (auto* ex = find(stream_id)) ex->on_response_field(name, value);
   return 0;
 }

@@ -69,6 +69,8 @@ class harness {
   proxy::trace::hub& hub() { return hub_; }
   asio::io_context& ioc() { return ioc_; }
   std::size_t sessions_done() const { return done_.load(); }
+  /// Client connections accepted so far.
+  std::uint64_t accepted() const { return ids_.load(); }
 
   /// A client socket connected to the proxy with the preface already sent (as the sniffer
   /// would have read it).

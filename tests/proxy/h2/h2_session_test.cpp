@@ -161,8 +161,7 @@ TEST(h2_session, unreachable_upstream_is_502_or_grpc_unavailable) {
   EXPECT_NE(c.streams[plain].body.find("devspaces-proxy"), std::string::npos);
   EXPECT_EQ(field(c.streams[grpc].head, ":status"), "200");
   EXPECT_EQ(field(c.streams[grpc].head, "grpc-status"), "14");
-  EXPECT_NE(field(c.streams[grpc].head, "grpc-message").find("devspaces-proxy"),
-            std::string::npos);
+  EXPECT_NE(field(c.streams[grpc].head, "grpc-message").find("devspaces-proxy"), std::string::npos);
   EXPECT_TRUE(c.streams[grpc].body.empty());
   ASSERT_TRUE(wait_for([&] { return h.hub().recorded() == 2; }));
   const auto recs = h.hub().last(2);
@@ -182,7 +181,8 @@ TEST(h2_session, upstream_speaking_http1_gets_502) {
         if (!up && wait_fd(l.get(), POLLIN, std::chrono::milliseconds(0))) {
           up = fd_guard(::accept(l.get(), nullptr, nullptr));
           devspaces::test::http::send_all(
-              up.get(), "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+              up.get(),
+              "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
           up.reset();
         }
         return c.streams[id].closed;
@@ -316,8 +316,8 @@ TEST(h2_session, outbound_routes_each_stream_on_its_own) {
   upstream in_azureuser(3, orig.port);
   ASSERT_TRUE(in_default.listener && in_azureuser.listener);
   for (auto* u : {&orig, &in_default, &in_azureuser}) u->on_request = echo;
-  const std::string hosts = std::string(::testing::TempDir()) + "/h2_hosts_" +
-                            std::to_string(::getpid());
+  const std::string hosts =
+      std::string(::testing::TempDir()) + "/h2_hosts_" + std::to_string(::getpid());
   std::ofstream(hosts) << "127.0.0.2 serviceb.default.svc.cluster.local\n"
                           "127.0.0.3 serviceb.azureuser.svc.cluster.local\n";
   proxy::config cfg;
@@ -368,7 +368,8 @@ TEST(h2_session, oversized_header_list_resets_only_that_stream) {
   h.set_upstream("127.0.0.1", u.port);
   peer c(peer::kind::client, h.connect_client());
   auto big = get("/big");
-  for (int i = 0; i < 20; ++i) big.emplace_back("x-fill-" + std::to_string(i), std::string(4000, 'a'));
+  for (int i = 0; i < 20; ++i)
+    big.emplace_back("x-fill-" + std::to_string(i), std::string(4000, 'a'));
   const auto bad = c.request(big);
   const auto good = c.request(get("/fine"));
   ASSERT_TRUE(run_until([&] { return c.streams[bad].closed && c.streams[good].closed; }, c, {&u}));
