@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The dev-spaces routing walk-through (SPEC §1.1), for real: pods are network namespaces with
+"""The dev-spaces routing walk-through (README, "Quick start"), for real: pods are network
+namespaces with
 real iptables (devspaces-proxy-init), real DNS (dnsmasq), python apps and devspaces-proxy as
 UID 1337. Prints what happened hop by hop, then each proxy's traces, and cleans up."""
 

@@ -10,7 +10,7 @@
 
 namespace devspaces::init {
 
-/// Exit codes of devspaces-proxy-init (SPEC §3).
+/// Exit codes of devspaces-proxy-init (README, "The init container").
 enum exit_code : int { exit_ok = 0, exit_failed = 1, exit_usage = 2, exit_verify = 3 };
 
 /// What `print` writes (pure): the restore document of each family, then the new resolv.conf.

@@ -26,7 +26,7 @@ enum class ipv6_mode { automatic, on, off };
 /// `--iptables`: auto = the backend the namespace already uses, else the one that works.
 enum class backend_mode { automatic, legacy, nft };
 
-/// Everything the init needs, parsed once from flags, env and defaults (SPEC §3).
+/// Everything the init needs, parsed once from flags, env and defaults (README, "Flags").
 struct config {
   std::string command = "apply";  ///< apply | cleanup | print | verify
   std::uint32_t proxy_uid = 1337;
@@ -60,6 +60,7 @@ std::string_view init_usage();
 struct parse_outcome {
   config cfg;
   bool help = false;
+  bool help_markdown = false;
   bool version = false;
   std::optional<std::string> error;
 };

@@ -131,15 +131,8 @@ std::vector<option_spec> proxy_options(config& c) {
                  return std::nullopt;
                }});
   o.push_back({"--log-level", "DEVSPACES_LOG_LEVEL", "info",
-               "trace, debug, info, warn (or warning), error; any case",
-               [&c](std::string_view v) -> err {
-                 auto l = common::to_lower(v);
-                 if (l == "warning") l = "warn";
-                 if (l != "trace" && l != "debug" && l != "info" && l != "warn" && l != "error")
-                   return "is not one of trace, debug, info, warn, error";
-                 c.log_level = l;
-                 return std::nullopt;
-               }});
+               "trace, debug, info, warn (or warning), error, off; any case",
+               common::log_level_setter(c.log_level)});
   o.push_back({"--log-format", "DEVSPACES_LOG_FORMAT", "text", "text or json (one object a line)",
                [&c](std::string_view v) -> err {
                  if (v != "text" && v != "json") return "is not 'text' or 'json'";
@@ -206,6 +199,7 @@ config_result parse_proxy_config(std::span<const std::string> args, const common
   }
   r.positional = std::move(p.positional);
   r.help = p.help;
+  r.help_markdown = p.help_markdown;
   r.version = p.version;
   r.error = std::move(p.error);
   if (!r.error) {

@@ -12,7 +12,7 @@ namespace devspaces::proxy {
 
 using std::chrono::milliseconds;
 
-/// The effective configuration of devspaces-proxy (SPEC §2), parsed once in main.
+/// The effective configuration of devspaces-proxy (README, "Configuration"), parsed once in main.
 struct config {
   std::uint16_t outbound_port = 15001;
   std::uint16_t inbound_port = 15006;
@@ -53,11 +53,12 @@ struct config_result {
   config cfg;
   std::vector<std::string> positional;
   bool help = false;
+  bool help_markdown = false;
   bool version = false;
   std::optional<std::string> error;
 };
 
-/// Parses flags and env into a config (SPEC §2). `env` also supplies POD_NAMESPACE.
+/// Parses flags and env into a config (README, "Configuration"). `env` also supplies POD_NAMESPACE.
 config_result parse_proxy_config(std::span<const std::string> args, const common::env_lookup& env);
 
 /// The usage text for --help.

@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/config.hpp"
+#include "proxy/h2/session.hpp"
 #include "proxy/http/session.hpp"
 #include "proxy/io/connect.hpp"
 #include "proxy/io/relay.hpp"
@@ -176,7 +177,9 @@ asio::awaitable<bool> sniff(pending_connection& c) {
     log()->debug("[C{}] client error while sniffing", ctx.id);
     co_return false;
   }
-  ctx.proto = st.verdict == sniff_verdict::http ? protocol::http : protocol::tcp;
+  ctx.proto = st.verdict == sniff_verdict::http ? protocol::http
+              : st.verdict == sniff_verdict::h2 ? protocol::h2
+                                                : protocol::tcp;
   ctx.initial_bytes = std::move(st.bytes);
   if (ctx.proto == protocol::tcp && st.connect_failed) {
     ctx.services->metrics->connections(ctx.dir, ctx.proto).Increment();
@@ -185,8 +188,10 @@ asio::awaitable<bool> sniff(pending_connection& c) {
     co_return false;  // closes the client
   }
   log()->debug("[C{}] sniffed protocol={} first_bytes={} preconnected={}", ctx.id,
-               ctx.proto == protocol::http ? "http" : "tcp", ctx.initial_bytes.size(),
-               c.upstream.has_value());
+               ctx.proto == protocol::http ? "http"
+               : ctx.proto == protocol::h2 ? "h2"
+                                           : "tcp",
+               ctx.initial_bytes.size(), c.upstream.has_value());
   co_return true;
 }
 
@@ -261,6 +266,9 @@ asio::awaitable<void> dispatch(io::connection_context ctx, tcp::socket client,
   ctx.services->metrics->connections(ctx.dir, ctx.proto).Increment();
   if (ctx.proto == protocol::http) {
     return http::run_http_session(std::move(client), std::move(ctx), std::move(upstream));
+  }
+  if (ctx.proto == protocol::h2) {
+    return h2::run_h2_session(std::move(client), std::move(ctx), std::move(upstream));
   }
   return serve_tcp(std::move(ctx), std::move(client), std::move(upstream));
 }

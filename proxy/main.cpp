@@ -68,8 +68,15 @@ int main(int argc, char** argv) {
     std::fputs(proxy_help().c_str(), stdout);
     return 0;
   }
+  if (parsed.help_markdown) {
+    config scratch;
+    std::fputs(devspaces::common::render_markdown(proxy_options(scratch)).c_str(), stdout);
+    return 0;
+  }
   if (parsed.version) {
-    std::printf("devspaces-proxy %s\n", DEVSPACES_VERSION);
+    std::puts(devspaces::common::version_text("devspaces-proxy", DEVSPACES_VERSION,
+                                              DEVSPACES_COMMIT, DEVSPACES_BUILD_TYPE)
+                  .c_str());
     return 0;
   }
   if (parsed.error) return fail(2, *parsed.error);
@@ -82,7 +89,7 @@ int main(int argc, char** argv) {
   auto log = logger("main");
   // Components that cannot link proxy/logging look their loggers up by name: create them here
   // so they follow --log-level and --log-format.
-  for (const char* component : {"routing", "http", "trace", "access"}) logger(component);
+  for (const char* component : {"routing", "http", "h2", "trace", "access"}) logger(component);
 
   // Signals are taken synchronously by this thread only: block them before any thread starts.
   sigset_t signals;
@@ -166,7 +173,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   while (sig == 0) sig = wait_signal(signals, std::chrono::milliseconds(1000));
   if (sig == SIGTERM) {
-    // SPEC §2.6: /readyz turns 503, listeners close, in-flight work finishes for up to
+    // Graceful shutdown: /readyz turns 503, listeners close, in-flight work finishes for up to
     // --drain-timeout, then the rest is closed. A second SIGTERM or a SIGINT ends it now.
     log->info("SIGTERM: draining {} connection(s) for up to {} ms", srv.active_connections(),
               cfg->drain_timeout.count());

@@ -19,8 +19,8 @@ class hub;
 
 namespace devspaces::proxy::admin {
 
-/// GET /traces (SPEC §2.4) on an admin connection whose request head and body were read:
-/// NDJSON (`application/x-ndjson`) of the last N records (`?last=N`, default 100), then with
+/// GET /traces (proxy/trace/README.md) on an admin connection whose request head and body were
+/// read: NDJSON (`application/x-ndjson`) of the last N records (`?last=N`, default 100), then with
 /// `?follow=1` new records as chunks until the client goes away; `Accept: text/event-stream`
 /// gets Server-Sent Events. Loopback clients only (403 otherwise); 503 when `hub` is null.
 /// The response ends with `Connection: close`; the caller closes the connection afterwards.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,21 @@ void add_header(head_edit& e, const parser& p, std::string_view name, std::strin
 /// Makes a response head say `Connection: close`: an existing Connection header's value is
 /// replaced when it does not already hold the close token, else a header line is added.
 void force_connection_close(head_edit& e, const parser& p);
+
+/// Rewrites a parsed request head into what a proxy forwards (RFC 9110 §7.6, RFC 9112 §3.2):
+///  - HTTP/1.x with a minor version above 1 goes out as HTTP/1.1;
+///  - a target that carries an authority (absolute-form, CONNECT) wins over Host: Host is
+///    replaced by (or, absent, set to) that authority, so the origin and the router read one;
+///  - hop-by-hop fields are removed: Connection and every field it names, Keep-Alive,
+///    Proxy-Connection, HTTP2-Settings, TE (a `trailers` offer is kept as "TE: trailers"),
+///    and Upgrade unless the request upgrades; the h2c offer is always removed, so the
+///    exchange stays HTTP/1.1. Connection is regenerated with only the close/keep-alive
+///    tokens received, plus "upgrade" and "te" when those fields are kept.
+/// Fields in `keep` (the route header) are never removed, even when Connection names them.
+void normalize_request(head_edit& e, const parser& p, std::span<const std::string_view> keep = {});
+
+/// Removes one field line (with its CRLF) from the head of `p`.
+void remove_field(head_edit& e, const parser& p, const header_field& f);
 
 /// True when a comma list header value contains `token` (ASCII case-insensitive).
 bool has_token(std::string_view list, std::string_view token);

@@ -1,9 +1,11 @@
 #include "proxy/http/parser.hpp"
 
+#include <arpa/inet.h>
 #include <llhttp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace devspaces::proxy::http {
 
@@ -50,6 +52,236 @@ parse_error scan_head(const char* b, const char* e, std::size_t& head_len) {
   return parse_error::none;
 }
 
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// RFC 9110 tchar.
+bool is_tchar(char c) {
+  if (is_digit(c) || is_alpha(c)) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+// Longest chunk-size accepted: 16 hex digits hold every size that fits 63 bits.
+constexpr std::size_t max_chunk_size_digits = 16;
+// Extension bytes accepted on one chunk-size line.
+constexpr std::uint32_t max_chunk_ext_bytes = 256;
+
+// host [":" port] as RFC 9112 §3.2 allows in Host and in a target's authority, stricter on
+// reg-name: only unreserved characters and percent-encodings (no sub-delims such as ',' that
+// other parsers read as list separators), a non-empty host and, when present, a port of 1-5
+// digits up to 65535.
+bool valid_host_port(std::string_view v, bool port_required) {
+  if (v.empty()) return false;
+  std::string_view host;
+  std::string_view rest;
+  if (v.front() == '[') {
+    const auto close = v.find(']');
+    if (close == std::string_view::npos) return false;
+    const auto lit = v.substr(1, close - 1);
+    if (lit.empty() || lit.size() >= 64) return false;
+    char tmp[64];
+    std::memcpy(tmp, lit.data(), lit.size());
+    tmp[lit.size()] = '\0';
+    in6_addr a6{};
+    if (::inet_pton(AF_INET6, tmp, &a6) != 1) return false;
+    rest = v.substr(close + 1);
+  } else {
+    const auto colon = v.find(':');
+    host = v.substr(0, colon);
+    rest = colon == std::string_view::npos ? std::string_view() : v.substr(colon);
+    if (host.empty()) return false;
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      const char c = host[i];
+      if (is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~') continue;
+      if (c == '%' && i + 2 < host.size() && is_hex(host[i + 1]) && is_hex(host[i + 2])) {
+        i += 2;
+        continue;
+      }
+      return false;
+    }
+  }
+  if (rest.empty()) return !port_required;
+  if (rest.front() != ':') return false;
+  const auto port = rest.substr(1);
+  if (port.empty() || port.size() > 5) return false;
+  unsigned value = 0;
+  for (char c : port) {
+    if (!is_digit(c)) return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value <= 65535;
+}
+
+// What check_request_line() found in a request line.
+struct request_line {
+  parse_error error = parse_error::none;
+  std::size_t authority_off = 0;  // within the line
+  std::size_t authority_len = 0;
+  bool authority_from_target = false;
+};
+
+// Checks a request line (without its CRLF) against RFC 9112 §3: method SP request-target SP
+// HTTP-version, single spaces, a target form that fits the method, "HTTP/" DIGIT "." DIGIT
+// with major 1. llhttp accepts double spaces, a missing version (HTTP/0.9) and any target on
+// any method; this is the one place where the line is held to the grammar.
+request_line check_request_line(std::string_view line) {
+  request_line r;
+  std::size_t i = 0;
+  while (i < line.size() && is_tchar(line[i])) ++i;
+  const auto method = line.substr(0, i);
+  if (method.empty() || i >= line.size() || line[i] != ' ') {
+    r.error = method.empty() ? parse_error::bad_method : parse_error::bad_request_line;
+    return r;
+  }
+  ++i;
+  const auto target_off = i;
+  while (i < line.size() && line[i] != ' ') ++i;
+  const auto target = line.substr(target_off, i - target_off);
+  if (target.empty()) {
+    r.error = parse_error::bad_request_line;
+    return r;
+  }
+  if (i >= line.size()) {
+    r.error = parse_error::bad_version;  // "GET /": an HTTP/0.9 simple request
+    return r;
+  }
+  const auto version = line.substr(i + 1);
+  if (version.empty() || version.front() == ' ') {
+    r.error = parse_error::bad_request_line;
+    return r;
+  }
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !is_digit(version[5]) ||
+      version[6] != '.' || !is_digit(version[7])) {
+    r.error = parse_error::bad_version;
+    return r;
+  }
+  for (char c : target) {
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f ||
+        c == '#') {
+      r.error = parse_error::bad_target;
+      return r;
+    }
+  }
+  if (method == "CONNECT") {
+    if (!valid_host_port(target, true)) {
+      r.error = parse_error::bad_target;
+      return r;
+    }
+    r.authority_off = target_off;
+    r.authority_len = target.size();
+    r.authority_from_target = true;
+  } else if (target == "*") {
+    if (method != "OPTIONS") r.error = parse_error::bad_target;
+  } else if (target.front() != '/') {
+    // absolute-form: only http and https URIs, with an authority and no userinfo.
+    const auto colon = target.find(':');
+    const auto scheme = target.substr(0, colon);
+    if (colon == std::string_view::npos || !(iequals(scheme, "http") || iequals(scheme, "https")) ||
+        target.substr(colon + 1, 2) != "//") {
+      r.error = parse_error::bad_target;
+      return r;
+    }
+    const auto auth_off = colon + 3;
+    auto auth_end = target.find_first_of("/?", auth_off);
+    if (auth_end == std::string_view::npos) auth_end = target.size();
+    const auto authority = target.substr(auth_off, auth_end - auth_off);
+    if (authority.find('@') != std::string_view::npos) {
+      r.error = parse_error::bad_target;
+      return r;
+    }
+    if (!valid_host_port(authority, false)) {
+      r.error = parse_error::bad_host;
+      return r;
+    }
+    r.authority_off = target_off + auth_off;
+    r.authority_len = authority.size();
+    r.authority_from_target = true;
+  }
+  if (version[5] != '1') r.error = parse_error::unsupported_version;
+  return r;
+}
+
+// "Content_Length" / "Transfer_Encoding": other fields to us, but CGI-style servers map '_' to
+// '-' and would frame the body by them.
+bool framing_name_in_disguise(std::string_view name) {
+  if (name.find('_') == std::string_view::npos) return false;
+  const auto same = [name](std::string_view target) {
+    if (name.size() != target.size()) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const char c = name[i] == '_' ? '-' : lower(name[i]);
+      if (c != target[i]) return false;
+    }
+    return true;
+  };
+  return same("content-length") || same("transfer-encoding");
+}
+
+// Checks a status line (without its CRLF): "HTTP/" DIGIT "." DIGIT SP 3DIGIT, then SP and a
+// reason or nothing, with the code in 100-599 (RFC 9112 §4, RFC 9110 §15). llhttp takes one to
+// three digits ("HTTP/1.1 2").
+bool valid_status_line(std::string_view line) {
+  if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || !is_digit(line[5]) || line[6] != '.' ||
+      !is_digit(line[7]) || line[8] != ' ') {
+    return false;
+  }
+  if (!is_digit(line[9]) || !is_digit(line[10]) || !is_digit(line[11])) return false;
+  if (line.size() > 12 && line[12] != ' ') return false;
+  return line[9] >= '1' && line[9] <= '5';
+}
+
+// Trailer fields a request may not carry (RFC 9110 §6.5.1): framing, routing, connection
+// management, request modifiers, authentication and content metadata. A request with one is
+// rejected rather than forwarded (the body is relayed as received, so dropping a field would
+// mean re-framing it).
+bool forbidden_in_trailer(std::string_view name) {
+  static constexpr std::string_view names[] = {
+      "content-length",
+      "transfer-encoding",
+      "host",
+      "connection",
+      "keep-alive",
+      "proxy-connection",
+      "te",
+      "upgrade",
+      "trailer",
+      "content-encoding",
+      "content-type",
+      "content-range",
+      "expect",
+      "max-forwards",
+      "range",
+      "authorization",
+      "proxy-authorization",
+      "cookie",
+      "cache-control",
+      "pragma",
+      "http2-settings",
+      "age",
+      "expires",
+      "date",
+      "location",
+      "retry-after",
+      "vary",
+      "warning",
+      "www-authenticate",
+      "proxy-authenticate",
+      "set-cookie",
+      "content-location",
+  };
+  for (auto n : names) {
+    if (iequals(name, n)) return true;
+  }
+  return name.size() >= 3 && iequals(name.substr(0, 3), "if-");
+}
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -72,6 +304,20 @@ std::string_view describe(parse_error e) {
       return "invalid request target";
     case parse_error::bad_version:
       return "invalid HTTP version";
+    case parse_error::unsupported_version:
+      return "HTTP version not supported";
+    case parse_error::bad_request_line:
+      return "malformed request line";
+    case parse_error::missing_host:
+      return "missing Host";
+    case parse_error::duplicate_host:
+      return "more than one Host";
+    case parse_error::bad_host:
+      return "invalid Host";
+    case parse_error::bad_connection_option:
+      return "Connection names an end-to-end field";
+    case parse_error::forbidden_trailer:
+      return "field not allowed in trailers";
     case parse_error::bad_status:
       return "invalid status line";
     case parse_error::invalid_header:
@@ -106,6 +352,17 @@ std::string_view describe(parse_error e) {
       return "internal parser error";
   }
   return "unknown";
+}
+
+int status_for(parse_error e) {
+  switch (e) {
+    case parse_error::head_too_large:
+      return 431;
+    case parse_error::unsupported_version:
+      return 505;
+    default:
+      return 400;
+  }
 }
 
 struct parser::impl : parser::message_state {
@@ -155,7 +412,13 @@ struct parser::impl : parser::message_state {
   }
   static int on_header_field(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
-    if (s.head_complete) return 0;  // trailers are forwarded, not recorded
+    if (s.head_complete) {
+      // Trailers are forwarded, not recorded; their names are checked.
+      for (std::size_t i = 0; i < len; ++i, ++s.trailer_name_len) {
+        if (s.trailer_name_len < sizeof s.trailer_name) s.trailer_name[s.trailer_name_len] = at[i];
+      }
+      return 0;
+    }
     if (!s.in_name) {
       s.head.headers.emplace_back();
       s.in_value = false;
@@ -165,7 +428,19 @@ struct parser::impl : parser::message_state {
   }
   static int on_header_field_complete(llhttp_t* p) {
     auto& s = self(p);
-    if (s.head_complete || s.head.headers.empty()) return 0;
+    if (s.head_complete) {
+      const auto n = s.trailer_name_len;
+      s.trailer_name_len = 0;
+      if (n == 0) return fail(s, parse_error::invalid_header);
+      if (s.k == kind::request && n <= sizeof s.trailer_name &&
+          forbidden_in_trailer(std::string_view(s.trailer_name, n))) {
+        return fail(s, parse_error::forbidden_trailer);
+      }
+      return 0;
+    }
+    if (!s.in_name || s.head.headers.empty() || s.head.headers.back().name.len == 0) {
+      return fail(s, parse_error::invalid_header);  // empty field name
+    }
     s.in_name = false;
     auto& h = s.head.headers.back();
     h.value = {h.name.off + h.name.len, 0};
@@ -173,14 +448,30 @@ struct parser::impl : parser::message_state {
   }
   static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
+    if (s.head_complete) {
+      // Trailer values: llhttp passes an obs-fold through as a second piece of the value, not
+      // contiguous with the first (the CRLF lies between them).
+      const auto pos = s.pos_of(at);
+      if (s.trailer_value_open && pos != s.trailer_value_end) return fail(s, parse_error::obs_fold);
+      s.trailer_value_open = true;
+      s.trailer_value_end = pos + len;
+      for (std::size_t i = 0; i < len; ++i) {
+        const auto c = static_cast<unsigned char>(at[i]);
+        if (c == '\r' || c == '\n') return fail(s, parse_error::obs_fold);
+        if (c == 0) return fail(s, parse_error::nul_byte);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return fail(s, parse_error::invalid_header_char);
+      }
+      return 0;
+    }
     // llhttp reports an empty value as a zero-length span past the line end: ignore it, the
     // value's position is fixed in on_header_value_complete.
-    if (s.head_complete || s.head.headers.empty() || len == 0) return 0;
+    if (s.head.headers.empty() || len == 0) return 0;
     extend(s, s.head.headers.back().value, s.in_value, at, len);
     return 0;
   }
   static int on_header_value_complete(llhttp_t* p) {
     auto& s = self(p);
+    s.trailer_value_open = false;
     if (s.head_complete || s.head.headers.empty()) return 0;
     s.in_value = false;
     auto& h = s.head.headers.back();
@@ -211,6 +502,24 @@ struct parser::impl : parser::message_state {
     s.head.start = off(s, start);
     s.head.end = static_cast<std::uint32_t>(s.head.start + head_len);
     if (head_len > s.max_head) return fail(s, parse_error::head_too_large);
+    if (s.k == kind::response) {
+      const std::string_view head_text(start, head_len);
+      if (!valid_status_line(head_text.substr(0, head_text.find("\r\n")))) {
+        return fail(s, parse_error::bad_status);
+      }
+    }
+    if (s.k == kind::request) {
+      const std::string_view head_text(start, head_len);
+      const auto line = head_text.substr(0, head_text.find("\r\n"));
+      const auto rl = check_request_line(line);
+      if (rl.error != parse_error::none) return fail(s, rl.error);
+      s.line_checked = true;
+      if (rl.authority_from_target) {
+        s.head.authority = {static_cast<std::uint32_t>(s.head.start + rl.authority_off),
+                            static_cast<std::uint32_t>(rl.authority_len)};
+        s.head.authority_from_target = true;
+      }
+    }
     s.head.http_major = llhttp_get_http_major(p);
     s.head.http_minor = llhttp_get_http_minor(p);
     s.head.status = s.k == kind::response ? llhttp_get_status_code(p) : 0;
@@ -224,6 +533,7 @@ struct parser::impl : parser::message_state {
     for (const auto& h : s.head.headers) {
       const auto name = s.text(h.name);
       const auto value = s.text(h.value);
+      if (framing_name_in_disguise(name)) return fail(s, parse_error::invalid_header);
       if (iequals(name, "content-length")) {
         if (cl != nullptr) return fail(s, parse_error::duplicate_content_length);
         cl = &h;
@@ -243,6 +553,13 @@ struct parser::impl : parser::message_state {
         s.head.expect_continue = true;
       }
     }
+    if (s.k == kind::request) {
+      if (auto e = check_request_fields(s); e != parse_error::none) return fail(s, e);
+      if (te_count > 0 && s.head.http_minor == 0) {
+        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+        return fail(s, parse_error::bad_transfer_encoding);
+      }
+    }
     if (cl != nullptr && te_count > 0) return fail(s, parse_error::both_cl_te);
     if (te_count > 0) {
       const bool request = s.k == kind::request;
@@ -252,9 +569,14 @@ struct parser::impl : parser::message_state {
       if (request && !chunked_last) return fail(s, parse_error::bad_transfer_encoding);
     }
     if (cl != nullptr) {
+      if (p->content_length >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return fail(s, parse_error::bad_content_length);
+      }
       s.head.has_content_length = true;
       s.head.content_length = p->content_length;
     }
+    s.body_start = s.fed_before + static_cast<std::uint64_t>(s.base + s.head.end - s.feed_data);
 
     if (s.k == kind::response) {
       const int st = s.head.status;
@@ -265,8 +587,101 @@ struct parser::impl : parser::message_state {
     return 0;
   }
 
+  // Host, Connection and Upgrade rules of a request head (RFC 9110 §7.2, §7.6.1, §7.8;
+  // RFC 9112 §3.2).
+  static parse_error check_request_fields(impl& s) {
+    int hosts = 0;
+    bool connection_upgrade = false;
+    bool upgrade_other_than_h2c = false;
+    for (std::size_t i = 0; i < s.head.headers.size(); ++i) {
+      const auto& h = s.head.headers[i];
+      const auto name = s.text(h.name);
+      const auto value = s.text(h.value);
+      if (iequals(name, "host")) {
+        if (++hosts > 1) return parse_error::duplicate_host;
+        s.head.host_index = static_cast<int>(i);
+        if (!value.empty() && !valid_host_port(value, false)) return parse_error::bad_host;
+      } else if (iequals(name, "connection")) {
+        bool bad = false;
+        for_each_token(value, [&](std::string_view t) {
+          if (iequals(t, "upgrade")) connection_upgrade = true;
+          if (iequals(t, "host") || iequals(t, "content-length") ||
+              iequals(t, "transfer-encoding")) {
+            bad = true;
+          }
+        });
+        if (bad) return parse_error::bad_connection_option;
+      } else if (iequals(name, "upgrade")) {
+        for_each_token(value, [&](std::string_view t) {
+          if (!iequals(t, "h2c")) upgrade_other_than_h2c = true;
+        });
+      }
+    }
+    const bool http11 = s.head.http_major == 1 && s.head.http_minor >= 1;
+    if (hosts == 0 && http11) return parse_error::missing_host;
+    if (!s.head.authority_from_target && s.head.host_index >= 0) {
+      s.head.authority = s.head.headers[static_cast<std::size_t>(s.head.host_index)].value;
+    }
+    s.head.upgrade_requested =
+        (connection_upgrade && upgrade_other_than_h2c) || s.text(s.head.method) == "CONNECT";
+    return parse_error::none;
+  }
+
+  template <class F>
+  static void for_each_token(std::string_view list, F&& f) {
+    while (true) {
+      const auto comma = list.find(',');
+      const auto t = trim(list.substr(0, comma));
+      if (!t.empty()) f(t);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+
+  std::uint64_t pos_of(const char* at) const {
+    return fed_before + static_cast<std::uint64_t>(at - feed_data);
+  }
+
   static int on_body(llhttp_t* p, const char* at, std::size_t len) {
-    self(p).body.emplace_back(at, len);
+    auto& s = self(p);
+    if (s.head.chunked && s.chunk_data_pending) {
+      // The first data byte of a chunk: the chunk-size line lies between the previous chunk's
+      // data (and its CRLF) or the head's end, and this byte (minus the line's CRLF).
+      s.chunk_data_pending = false;
+      const auto data_pos = s.pos_of(at);
+      const auto line_start = s.seen_chunk ? s.last_data_end + 2 : s.body_start;
+      const auto size_end = s.ext_bytes > 0 ? s.ext_start - 1 : data_pos - 2;
+      s.seen_chunk = true;
+      if (size_end > line_start + max_chunk_size_digits) {
+        return fail(s, parse_error::bad_chunk_size);
+      }
+    }
+    if (s.head.chunked) s.last_data_end = s.pos_of(at) + len;
+    s.body.emplace_back(at, len);
+    return 0;
+  }
+
+  static int on_chunk_extension(llhttp_t* p, const char* at, std::size_t len) {
+    auto& s = self(p);
+    if (s.ext_bytes == 0) s.ext_start = s.pos_of(at);
+    s.ext_bytes += static_cast<std::uint32_t>(std::min<std::size_t>(len, max_chunk_ext_bytes + 1));
+    if (s.ext_bytes > max_chunk_ext_bytes) return fail(s, parse_error::bad_chunk);
+    return 0;
+  }
+
+  static int on_chunk_header(llhttp_t* p) {
+    auto& s = self(p);
+    if (p->content_length > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return fail(s, parse_error::bad_chunk_size);
+    }
+    s.chunk_data_pending = p->content_length > 0;
+    return 0;
+  }
+
+  static int on_chunk_complete(llhttp_t* p) {
+    auto& s = self(p);
+    s.ext_bytes = 0;
+    s.ext_start = 0;
     return 0;
   }
 
@@ -274,7 +689,8 @@ struct parser::impl : parser::message_state {
     auto& s = self(p);
     s.done = true;
     s.keep_alive = llhttp_should_keep_alive(p) != 0;
-    s.upgrade = llhttp_get_upgrade(p) != 0;
+    // A request asking only for h2c is not an upgrade: the proxy removes the offer.
+    s.upgrade = llhttp_get_upgrade(p) != 0 && (s.k == kind::response || s.head.upgrade_requested);
     return HPE_PAUSED;
   }
 
@@ -292,6 +708,10 @@ struct parser::impl : parser::message_state {
       x.on_header_value_complete = &on_header_value_complete;
       x.on_headers_complete = &on_headers_complete;
       x.on_body = &on_body;
+      x.on_chunk_extension_name = &on_chunk_extension;
+      x.on_chunk_extension_value = &on_chunk_extension;
+      x.on_chunk_header = &on_chunk_header;
+      x.on_chunk_complete = &on_chunk_complete;
       x.on_message_complete = &on_message_complete;
       return x;
     }();
@@ -397,6 +817,9 @@ void parser::begin_message(const char* base, bool head_request, bool connect_req
   auto& s = state();
   llhttp_init(&s.p, kind_ == kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &impl::settings());
   s.p.data = &s;
+  // Any DIGIT.DIGIT version reaches check_request_line(), which answers 505 for majors other
+  // than 1 and processes HTTP/1.2+ as HTTP/1.1 (RFC 9110 §2.5).
+  if (kind_ == kind::request) s.p.lenient_flags |= LENIENT_VERSION;
   s.base = base;
   s.msg_start = nullptr;
   s.fed_end = base;
@@ -409,6 +832,18 @@ void parser::begin_message(const char* base, bool head_request, bool connect_req
   s.in_name = false;
   s.in_value = false;
   s.head_seen = 0;
+  s.line_checked = false;
+  s.feed_data = base;
+  s.fed_before = 0;
+  s.body_start = 0;
+  s.last_data_end = 0;
+  s.ext_start = 0;
+  s.ext_bytes = 0;
+  s.chunk_data_pending = false;
+  s.seen_chunk = false;
+  s.trailer_name_len = 0;
+  s.trailer_value_open = false;
+  s.trailer_value_end = 0;
   // Reset the head but keep the header vector's capacity while the state lives.
   auto headers = std::move(s.head.headers);
   headers.clear();
@@ -433,8 +868,32 @@ feed_result parser::feed(const char* data, std::size_t len) {
   }
   const bool had_head = s.head_complete;
   s.fed_end = data + len;
+  s.feed_data = data;
   const auto err = llhttp_execute(&s.p, data, len);
+  s.fed_before += len;
   r.head_completed = s.head_complete && !had_head;
+  if (err == HPE_OK && !s.head_complete && s.k == kind::request && !s.line_checked &&
+      s.msg_start != nullptr) {
+    // A complete request line is checked at once: "GET /" + CRLF (HTTP/0.9) would otherwise
+    // wait for a head that never comes.
+    const std::string_view seen(s.msg_start, static_cast<std::size_t>(s.fed_end - s.msg_start));
+    const auto lf = seen.find('\n');
+    if (lf != std::string_view::npos) {
+      parse_error e = parse_error::none;
+      if (lf == 0 || seen[lf - 1] != '\r') {
+        e = parse_error::bare_lf;
+      } else {
+        e = check_request_line(seen.substr(0, lf - 1)).error;
+      }
+      s.line_checked = true;
+      if (e != parse_error::none) {
+        s.error = e;
+        r.consumed = len;
+        r.event = parse_event::error;
+        return r;
+      }
+    }
+  }
   if (err == HPE_OK) {
     r.consumed = len;
     if (!s.head_complete) {

@@ -9,34 +9,45 @@
 
 namespace devspaces::proxy::http {
 
-/// Why a message was rejected. Request errors answer 400 (431 for head_too_large); response
-/// errors answer 502.
+/// Why a message was rejected. Request errors answer 400 (431 for head_too_large, 505 for
+/// unsupported_version: see status_for()); response errors answer 502.
 enum class parse_error {
   none = 0,
-  malformed,            ///< start line or header syntax llhttp rejects
-  bad_method,           ///< method token not understood
-  bad_target,           ///< request target with invalid characters
-  bad_version,          ///< not HTTP/1.0 or HTTP/1.1
-  bad_status,           ///< response status line
-  invalid_header,       ///< bad header name token (includes "Name : value")
-  invalid_header_char,  ///< control character in a header value
-  nul_byte,             ///< NUL anywhere in the head
-  bare_cr,              ///< CR not followed by LF
-  bare_lf,              ///< LF not preceded by CR
-  obs_fold,             ///< header line continued with leading whitespace
-  both_cl_te,           ///< Content-Length and Transfer-Encoding together
+  malformed,              ///< start line or header syntax llhttp rejects
+  bad_method,             ///< method token not understood
+  bad_target,             ///< request target with invalid characters
+  bad_version,            ///< version not of the form HTTP/DIGIT.DIGIT, or none (HTTP/0.9)
+  unsupported_version,    ///< well-formed version whose major is not 1 (HTTP/2.0, HTTP/0.9)
+  bad_request_line,       ///< not exactly "method SP target SP version CRLF"
+  missing_host,           ///< HTTP/1.1 request without Host
+  duplicate_host,         ///< more than one Host field
+  bad_host,               ///< Host or target authority that is not host[:port]
+  bad_connection_option,  ///< Connection names a field every hop needs (Host, framing)
+  forbidden_trailer,      ///< request trailer field that may not appear in trailers
+  bad_status,             ///< response status line
+  invalid_header,         ///< bad or empty header name token (includes "Name : value")
+  invalid_header_char,    ///< control character in a header value
+  nul_byte,               ///< NUL anywhere in the head
+  bare_cr,                ///< CR not followed by LF
+  bare_lf,                ///< LF not preceded by CR
+  obs_fold,               ///< header line continued with leading whitespace
+  both_cl_te,             ///< Content-Length and Transfer-Encoding together
   duplicate_content_length,
   bad_content_length,
   bad_transfer_encoding,  ///< request Transfer-Encoding whose final coding is not chunked
-  bad_chunk_size,
-  bad_chunk,       ///< chunk framing (missing CRLF after data, bad extension)
-  head_too_large,  ///< head over --max-header-bytes
-  unexpected_eof,  ///< connection closed mid-message
+  bad_chunk_size,         ///< not hex, over 63 bits, or more than 16 digits
+  bad_chunk,              ///< chunk framing (missing CRLF after data, bad or overlong extension)
+  head_too_large,         ///< head over --max-header-bytes
+  unexpected_eof,         ///< connection closed mid-message
   internal,
 };
 
 /// Short reason phrase for error bodies ("both Content-Length and Transfer-Encoding").
 std::string_view describe(parse_error e);
+
+/// The status a request rejected with `e` is answered with: 431 for an oversized head, 505 for
+/// an HTTP major version other than 1, else 400.
+int status_for(parse_error e);
 
 /// A byte range inside the connection buffer, as offsets from the buffer's base.
 struct byte_span {
@@ -67,6 +78,14 @@ struct message_head {
   bool has_content_length = false;
   std::uint64_t content_length = 0;
   bool expect_continue = false;  ///< "Expect: 100-continue"
+  /// Requests: the authority the origin will use. The target's authority for absolute-form and
+  /// authority-form (CONNECT) targets, else the Host field's value (empty when none).
+  byte_span authority;
+  bool authority_from_target = false;  ///< `authority` lies in the target
+  int host_index = -1;                 ///< index of the (single) Host field in `headers`
+  /// Requests: the message asks to switch to a protocol other than h2c (Connection: upgrade
+  /// and an Upgrade field naming one), or is a CONNECT.
+  bool upgrade_requested = false;
 };
 
 /// What one feed() call ended on.
@@ -162,6 +181,20 @@ class parser {
     bool in_name = false;
     bool in_value = false;
     std::size_t head_seen = 0;
+    bool line_checked = false;  // the request line passed check_request_line()
+    // Chunk framing bounds: positions counted from the message's first fed byte.
+    const char* feed_data = nullptr;  // start of the current feed()
+    std::uint64_t fed_before = 0;     // message bytes fed before the current feed()
+    std::uint64_t body_start = 0;     // position just past the head
+    std::uint64_t last_data_end = 0;  // position just past the last chunk's data
+    std::uint64_t ext_start = 0;      // position of the current chunk's first extension byte
+    std::uint32_t ext_bytes = 0;      // extension bytes of the current chunk-size line
+    bool chunk_data_pending = false;  // a chunk header was parsed, its data not yet seen
+    bool seen_chunk = false;
+    std::uint32_t trailer_name_len = 0;
+    bool trailer_value_open = false;  // a trailer value's bytes are being reported
+    std::uint64_t trailer_value_end = 0;
+    char trailer_name[32] = {};
     message_head head;
     parse_error error = parse_error::none;
     std::vector<std::span<const char>> body;

@@ -61,6 +61,8 @@ const char* status_phrase(int status) {
       return "Bad Gateway";
     case 504:
       return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
     default:
       return "Error";
   }
@@ -747,7 +749,8 @@ asio::awaitable<bool> session::exchange() {
         if (e == parse_error::head_too_large) {
           co_return co_await fail(431, "request head too large", "headers_too_large");
         }
-        co_return co_await fail(400, "bad request: " + std::string(describe(e)), "bad_request");
+        co_return co_await fail(status_for(e), "bad request: " + std::string(describe(e)),
+                                "bad_request");
       }
       if (req_.head_complete()) break;
     }
@@ -780,13 +783,12 @@ asio::awaitable<bool> session::exchange() {
   method_idx_ = method_index(method);
   head_request_ = method == "HEAD";
   connect_request_ = method == "CONNECT";
-  std::string_view host;
+  // The authority the origin will use (an absolute-form target's, else the one Host).
+  const std::string_view host = req_.text(rh.authority);
   std::vector<routing::header_ref> fields;
   fields.reserve(rh.headers.size());
   for (const auto& f : rh.headers) {
-    const auto name = req_.text(f.name);
-    if (host.empty() && iequals(name, "host")) host = req_.text(f.value);
-    fields.emplace_back(name, req_.text(f.value));
+    fields.emplace_back(req_.text(f.name), req_.text(f.value));
   }
   begin_record();
   if (rec_) {
@@ -807,6 +809,8 @@ asio::awaitable<bool> session::exchange() {
 
   // ---- route
   head_edit edit;
+  const std::string_view keep_fields[] = {cfg_.route_header};
+  normalize_request(edit, req_, keep_fields);
   tcp::endpoint target = ctx_.original_dst;
   if (ctx_.services->router != nullptr) {
     arm(phase::none, clock::time_point::max());

@@ -10,12 +10,12 @@
 
 namespace devspaces::proxy::http {
 
-/// Serves one client connection the sniffer classified as HTTP/1.x (SPEC §2.1, §2.2, §2.6):
-/// parses each request head in place, routes it, forwards it (with the route header inserted
-/// where the rules say so) to an upstream from the worker's pool or a new connection, streams
-/// bodies both ways, and keeps both sides alive when the messages allow. Requests are answered
-/// in order; Upgrade/CONNECT become a raw tunnel after 101/2xx. Errors are answered with a
-/// one-line text body and a lingering close. One trace record per exchange goes to
+/// Serves one client connection the sniffer classified as HTTP/1.x (RFC 9112; routing as in
+/// proxy/routing/README.md): parses each request head in place, routes it, forwards it (with the
+/// route header inserted where the rules say so) to an upstream from the worker's pool or a new
+/// connection, streams bodies both ways, and keeps both sides alive when the messages allow.
+/// Requests are answered in order; Upgrade/CONNECT become a raw tunnel after 101/2xx. Errors are
+/// answered with a one-line text body and a lingering close. One trace record per exchange goes to
 /// ctx.services->traces when set. `preconnected` is a connection to ctx.original_dst opened
 /// while sniffing (used when the first request goes there). Never throws.
 boost::asio::awaitable<void> run_http_session(

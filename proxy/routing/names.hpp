@@ -15,7 +15,7 @@ bool is_dns_label(std::string_view name);
 /// ASCII lowercase copy.
 std::string to_lower(std::string_view s);
 
-/// The route header(s) of one request, checked (SPEC §2.2).
+/// The route header(s) of one request, checked (proxy/routing/README.md, "The route header").
 struct route_header {
   enum class state { absent, valid, invalid };
   state status = state::absent;

@@ -53,7 +53,7 @@ class resolver_backend {
   virtual bool refresh() { return false; }
 };
 
-/// Tuning of the caching layer; the defaults are SPEC §2.2.
+/// Tuning of the caching layer; the defaults are those of proxy/routing/README.md, "Resolver".
 struct resolver_options {
   std::chrono::milliseconds timeout{2000};  ///< per lookup; then "timeout"
   std::chrono::seconds max_ttl{30};         ///< positive answers: min(TTL, this)

@@ -20,7 +20,7 @@
 
 namespace devspaces::proxy::routing {
 
-/// What the router decided for one HTTP request (SPEC §2.2).
+/// What the router decided for one HTTP request (proxy/routing/README.md).
 struct route_result {
   /// The valid space from a carrier (or, inbound, from the Host; outbound, from route memory),
   /// lowercase.

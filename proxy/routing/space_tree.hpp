@@ -20,7 +20,8 @@ namespace devspaces::proxy::routing {
 /// At most this many levels: the space itself, its parent, its grandparent.
 inline constexpr std::size_t max_chain_levels = 3;
 
-/// The space tree: each known space and its parent (SPEC §2.2). Immutable once built.
+/// The space tree: each known space and its parent (proxy/routing/README.md, "Space tree").
+/// Immutable once built.
 class space_tree {
  public:
   /// Space name → parent ("" for a root). Every name is a lowercase DNS label.

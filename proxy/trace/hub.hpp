@@ -112,7 +112,7 @@ struct hub_options {
 /// hub_options from the proxy config (--trace-buffer, --trace-redact-headers).
 hub_options make_hub_options(const config& cfg);
 
-/// The fire-and-forget trace sink (SPEC §2.3/§2.4). push() is called from any worker thread;
+/// The fire-and-forget trace sink (proxy/trace/README.md). push() is called from any worker thread;
 /// it wraps the record for serialisation on first read (lazy_json), then under one short mutex
 /// assigns a sequence number, moves it into the replay ring and offers it to each follower's
 /// bounded queue (O(1) per follower, usually none), then offers it to the uploader's bounded queue.

@@ -84,9 +84,11 @@ struct response_info {
   std::string version;
   header_list headers;
   body_capture body;
+  header_list trailers;  ///< trailer fields (HTTP/2 trailers, chunked trailers); empty when none
 };
 
-/// One HTTP exchange seen by one proxy side (SPEC §2.3). Built once, then moved to the sink.
+/// One HTTP exchange seen by one proxy side (proxy/trace/README.md, "Raw records"). Built once,
+/// then moved to the sink.
 struct record {
   std::string id;  ///< short exchange id, unique per process
   std::chrono::system_clock::time_point ts;
@@ -103,6 +105,9 @@ struct record {
   request_info request;
   std::optional<response_info> response;
   std::optional<std::string> error;  ///< short code, e.g. "upstream_connect_refused"
+  /// "h2" for HTTP/2 streams; empty: "http/" + request.version ("http/1.1", "http/1.0").
+  std::string protocol;
+  std::optional<std::int32_t> stream_id;  ///< HTTP/2: the client side's stream id
   /// The W3C trace id of the request's `traceparent` (32 hex digits), when it had a valid one.
   std::optional<std::string> trace_id;
 };
@@ -112,7 +117,7 @@ struct json_options {
   std::vector<std::string> redact_headers;  ///< lowercase names whose values become "[redacted]"
 };
 
-/// The record as one line of JSON (SPEC §2.3, no trailing newline): "v":1, lowercase header
+/// The record as one line of JSON (no trailing newline): "v":1, lowercase header
 /// names, redacted values, body prefix as UTF-8 text or base64 with "body_encoding":"base64".
 std::string to_json(const record& r, const json_options& opts);
 

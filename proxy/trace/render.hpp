@@ -5,7 +5,7 @@
 
 namespace devspaces::proxy::trace {
 
-/// Renders one trace record (a JSON line of SPEC §2.3) in the Dev Spaces view of SPEC §2.4:
+/// Renders one trace record (one JSON line) in the Dev Spaces view of `devspaces-proxy traces`:
 ///
 ///   caller --id-> callee:
 ///      GET /api HTTP/1.1

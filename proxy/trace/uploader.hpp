@@ -31,8 +31,8 @@ struct http_url {
 /// Parses `http://host[:port][/path]` (IPv6 as `[::1]`); nullopt when malformed.
 std::optional<http_url> parse_http_url(std::string_view url);
 
-/// Settings of the --trace-upstream uploader (SPEC §2.4); the defaults are the contract, tests
-/// shorten the times.
+/// Settings of the --trace-upstream uploader (proxy/trace/README.md, "Streaming to a collector");
+/// the defaults are the contract, tests shorten the times.
 struct uploader_options {
   std::string url;                                   ///< --trace-upstream
   std::size_t queue = 10000;                         ///< bound; the oldest record is dropped

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""End to end: the dev-spaces walk-through and the routing rules of SPEC §2.2 in a miniature
+"""End to end: the dev-spaces walk-through and the routing rules of proxy/routing/README.md
+in a miniature
 cluster (network namespaces, real iptables from devspaces-proxy-init, dnsmasq, python apps,
 devspaces-proxy as UID 1337), asserting on what the apps saw, the trace records and metrics.
 

@@ -14,7 +14,12 @@ TEST(sniff, method_token_and_space_is_http) {
 
 TEST(sniff, everything_else_is_tcp) {
   EXPECT_EQ(classify_first_bytes(std::string_view("\x16\x03\x01\x02\x00", 5)), sniff_verdict::tcp);
-  EXPECT_EQ(classify_first_bytes("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), sniff_verdict::tcp);
+  EXPECT_EQ(classify_first_bytes("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), sniff_verdict::h2);
+  EXPECT_EQ(
+      classify_first_bytes(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string(9, '\0')),
+      sniff_verdict::h2);
+  EXPECT_EQ(classify_first_bytes("PRI * HTTP/2.0\r\n"), sniff_verdict::need_more);
+  EXPECT_EQ(classify_first_bytes("PRI * HTTP/1.1\r\n\r\n"), sniff_verdict::tcp);
   EXPECT_EQ(classify_first_bytes("get / HTTP/1.1"), sniff_verdict::tcp);  // lowercase
   EXPECT_EQ(classify_first_bytes(" GET"), sniff_verdict::tcp);
   EXPECT_EQ(classify_first_bytes("GET\t/"), sniff_verdict::tcp);

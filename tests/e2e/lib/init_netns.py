@@ -155,7 +155,8 @@ def connect(ns, host, port, uid=1000, gid=1000, source="-"):
 
 def normalized_save(ns, tool):
     """iptables-save without comments and counters, and without tables that hold nothing
-    (an empty built-in table created on first use may remain after cleanup, per SPEC §3)."""
+    (an empty built-in table created on first use may remain after cleanup, as the
+    README's `cleanup` row says)."""
     return normalize_save_text(ns.run(tool).stdout)
 
 

@@ -97,5 +97,78 @@ TEST(head_edit, has_token) {
   EXPECT_FALSE(has_token("closed", "close"));
 }
 
+std::string normalized(const std::string& in) {
+  parsed m(in);
+  head_edit e;
+  const std::string_view keep[] = {"azds-route-as"};
+  normalize_request(e, m.p, keep);
+  return m.edited(e);
+}
+
+TEST(head_edit, normalize_leaves_a_plain_request_byte_exact) {
+  const std::string in = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nX: 1\r\n\r\n";
+  EXPECT_EQ(normalized(in), in);
+  const std::string ws =
+      "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  EXPECT_EQ(normalized(ws), ws);
+}
+
+TEST(head_edit, normalize_removes_hop_by_hop_fields) {
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-A, x-b\r\nX-A: 1\r\n"
+                       "Keep-Alive: timeout=5\r\nX-B: 2\r\nProxy-Connection: keep-alive\r\n"
+                       "X-C: 3\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-C: 3\r\n\r\n");
+  // Several Connection lines: one regenerated line remains.
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nConnection: X-A\r\nHost: a\r\nConnection: keep-alive\r\n"
+                       "X-A: 1\r\n\r\n"),
+            "GET / HTTP/1.1\r\nConnection: keep-alive\r\nHost: a\r\n\r\n");
+  // Nothing left to say: no Connection line at all.
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nConnection: X-A\r\nX-A: 1\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+}
+
+TEST(head_edit, normalize_keeps_the_route_header_even_when_named) {
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nConnection: azds-route-as\r\n"
+                       "azds-route-as: s1\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nazds-route-as: s1\r\n\r\n");
+}
+
+TEST(head_edit, normalize_te_keeps_only_trailers) {
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nTE: gzip\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nTE: trailers, deflate\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: te\r\n\r\n");
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nConnection: TE\r\nTE: trailers\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: TE\r\nTE: trailers\r\n\r\n");
+}
+
+TEST(head_edit, normalize_removes_the_h2c_offer) {
+  // curl --http2 and Java's HttpClient on cleartext.
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                       "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nAccept: */*\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                       "Upgrade: h2c, websocket\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  // Upgrade without the Connection option is not an upgrade: removed.
+  EXPECT_EQ(normalized("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+}
+
+TEST(head_edit, normalize_makes_host_agree_with_an_absolute_target) {
+  EXPECT_EQ(normalized("GET http://10.0.0.1:81/x HTTP/1.1\r\nHost: svc\r\n\r\n"),
+            "GET http://10.0.0.1:81/x HTTP/1.1\r\nHost: 10.0.0.1:81\r\n\r\n");
+  EXPECT_EQ(normalized("GET http://a/x HTTP/1.1\r\nHost:\r\n\r\n"),
+            "GET http://a/x HTTP/1.1\r\nHost:a\r\n\r\n");
+  EXPECT_EQ(normalized("GET http://a/x HTTP/1.0\r\n\r\n"),
+            "GET http://a/x HTTP/1.0\r\nHost: a\r\n\r\n");
+  const std::string same = "GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n";
+  EXPECT_EQ(normalized(same), same);
+}
+
+TEST(head_edit, normalize_sends_http_1_1_for_higher_minors) {
+  EXPECT_EQ(normalized("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace devspaces::proxy::http

@@ -252,6 +252,16 @@ TEST(parser, response_shapes) {
   EXPECT_EQ(truncated.error, parse_error::unexpected_eof);
   auto bad = parse(resp, "HTTP/1.1 2x0 OK\r\n\r\n");
   EXPECT_EQ(bad.event, parse_event::error);
+  // Found by fuzzing: llhttp takes one- and two-digit codes.
+  for (const char* line : {"HTTP/1.1 2\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 600 X\r\n\r\n",
+                           "HTTP/1.1 099 X\r\n\r\n", "HTTP/1.1 2000 X\r\n\r\n"}) {
+    SCOPED_TRACE(line);
+    auto b = parse(resp, line, 0, 65536, false, false, true);
+    EXPECT_EQ(b.event, parse_event::error);
+    EXPECT_EQ(b.error, parse_error::bad_status) << describe(b.error);
+  }
+  auto no_reason = parse(resp, "HTTP/1.1 204\r\n\r\n");
+  EXPECT_EQ(no_reason.event, parse_event::message_complete);
 }
 
 TEST(parser, head_size_limit) {
@@ -340,6 +350,170 @@ TEST(parser, smuggling_vectors_are_rejected) {
       EXPECT_NE(s.event, parse_event::message_complete) << "step " << step;
     }
   }
+}
+
+struct line_case {
+  const char* name;
+  std::string input;
+  parse_error expected;  // none: accepted
+  const char* authority = "";
+};
+
+// RFC 9112 §3 request-line and §3.2 Host rules.
+TEST(parser, request_line_and_host_rules) {
+  const std::vector<line_case> cases = {
+      {"origin-form", "GET /a?b HTTP/1.1\r\nHost: svc:8080\r\n\r\n", parse_error::none, "svc:8080"},
+      {"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", parse_error::none, ""},
+      {"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", parse_error::none, ""},
+      {"IPv6 Host", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", parse_error::none, "[::1]:80"},
+      {"absolute-form wins", "GET http://10.0.0.1:81/x HTTP/1.1\r\nHost: svc\r\n\r\n",
+       parse_error::none, "10.0.0.1:81"},
+      {"absolute-form uppercase scheme", "GET HTTP://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+       parse_error::none, "a"},
+      {"absolute-form query only", "GET http://a?x HTTP/1.1\r\nHost: a\r\n\r\n", parse_error::none,
+       "a"},
+      {"CONNECT authority", "CONNECT a.b:443 HTTP/1.1\r\nHost: a.b:443\r\n\r\n", parse_error::none,
+       "a.b:443"},
+      {"OPTIONS asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", parse_error::none, "a"},
+      {"HTTP/1.2 processed as 1.1", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", parse_error::none, "a"},
+      {"HTTP/1.9", "GET / HTTP/1.9\r\nHost: a\r\n\r\n", parse_error::none, "a"},
+      {"missing Host", "GET / HTTP/1.1\r\nX: a\r\n\r\n", parse_error::missing_host},
+      {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", parse_error::duplicate_host},
+      {"Host list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", parse_error::bad_host},
+      {"Host list no space", "GET / HTTP/1.1\r\nHost: a,b\r\n\r\n", parse_error::bad_host},
+      {"Host userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", parse_error::bad_host},
+      {"Host with path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", parse_error::bad_host},
+      {"Host port not digits", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", parse_error::bad_host},
+      {"Host port too big", "GET / HTTP/1.1\r\nHost: a:65536\r\n\r\n", parse_error::bad_host},
+      {"Host empty port", "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", parse_error::bad_host},
+      {"Host bad IPv6", "GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", parse_error::bad_host},
+      {"HTTP/1.0 two Hosts", "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+       parse_error::duplicate_host},
+      {"absolute-form userinfo", "GET http://svc@10.0.0.1/ HTTP/1.1\r\nHost: a\r\n\r\n",
+       parse_error::bad_target},
+      {"absolute-form empty authority", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+       parse_error::bad_host},
+      {"absolute-form other scheme", "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+       parse_error::bad_target},
+      {"fragment", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", parse_error::bad_target},
+      {"asterisk on GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", parse_error::bad_target},
+      {"CONNECT origin-form", "CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n", parse_error::bad_target},
+      {"CONNECT without port", "CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n", parse_error::bad_target},
+      {"double space after method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+       parse_error::bad_request_line},
+      {"double space before version", "GET /  HTTP/1.1\r\nHost: a\r\n\r\n",
+       parse_error::bad_request_line},
+      {"HTTP/2.0 in HTTP/1 syntax", "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+       parse_error::unsupported_version},
+      {"HTTP/0.9 version", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", parse_error::unsupported_version},
+      {"HTTP/3.1", "GET / HTTP/3.1\r\nHost: a\r\n\r\n", parse_error::unsupported_version},
+      {"HTTP/1.10", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", parse_error::bad_version},
+      {"HTTP/0.9 with headers", "GET /\r\nHost: a\r\n\r\n", parse_error::bad_version},
+      {"separator in method", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", parse_error::bad_method},
+      {"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n",
+       parse_error::invalid_header},
+      {"Connection names Host", "GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n",
+       parse_error::bad_connection_option},
+      {"Connection names CL",
+       "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 1\r\n\r\nx",
+       parse_error::bad_connection_option},
+      {"HTTP/1.0 chunked", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       parse_error::bad_transfer_encoding},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    parser p(parser::kind::request, 65536);
+    std::string buf = c.input;
+    p.begin_message(buf.data());
+    auto r = p.feed(buf.data(), buf.size());
+    if (c.expected == parse_error::none) {
+      EXPECT_EQ(r.event, parse_event::message_complete) << describe(p.error());
+      EXPECT_EQ(p.text(p.head().authority), c.authority);
+    } else {
+      EXPECT_EQ(r.event, parse_event::error);
+      EXPECT_EQ(p.error(), c.expected) << describe(p.error());
+    }
+    for (std::size_t step = 1; step < c.input.size(); ++step) {
+      auto s = req(c.input, step);
+      if (c.expected == parse_error::none) {
+        EXPECT_EQ(s.event, parse_event::message_complete) << "step " << step;
+      } else {
+        EXPECT_EQ(s.event, parse_event::error) << "step " << step;
+      }
+    }
+  }
+  EXPECT_EQ(status_for(parse_error::unsupported_version), 505);
+  EXPECT_EQ(status_for(parse_error::head_too_large), 431);
+  EXPECT_EQ(status_for(parse_error::missing_host), 400);
+}
+
+// "GET /" and CRLF is answered at once, not left waiting for a head that never comes.
+TEST(parser, http09_request_line_fails_without_more_bytes) {
+  for (const std::string in : {"GET /\r\n", "\r\nGET /x\r\n", "GET /\n"}) {
+    SCOPED_TRACE(in);
+    parser p(parser::kind::request, 65536);
+    std::string buf = in;
+    p.begin_message(buf.data());
+    auto r = p.feed(buf.data(), buf.size());
+    EXPECT_EQ(r.event, parse_event::error);
+    EXPECT_EQ(status_for(p.error()), 400);
+  }
+}
+
+TEST(parser, chunk_size_bounds) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  struct c {
+    const char* name;
+    std::string body;
+    parse_error expected;
+  };
+  const std::vector<c> cases = {
+      {"16 digits", "0000000000000005\r\nhello\r\n0\r\n\r\n", parse_error::none},
+      {"17 digits", "00000000000000005\r\nhello\r\n0\r\n\r\n", parse_error::bad_chunk_size},
+      {"17 digits second chunk", "1\r\na\r\n00000000000000001\r\nb\r\n0\r\n\r\n",
+       parse_error::bad_chunk_size},
+      {"64-bit size", "8000000000000000\r\n", parse_error::bad_chunk_size},
+      {"over 64 bits", "10000000000000000\r\n", parse_error::bad_chunk_size},
+      {"largest 63-bit size accepted", "7fffffffffffffff\r\nab", parse_error::none},
+      {"short extension", "5;a=b\r\nhello\r\n0\r\n\r\n", parse_error::none},
+      {"long extension", "5;a=" + std::string(300, 'x') + "\r\nhello\r\n0\r\n\r\n",
+       parse_error::bad_chunk},
+      {"long extension on last chunk", "0;a=" + std::string(300, 'x') + "\r\n\r\n",
+       parse_error::bad_chunk},
+      {"allowed trailer", "0\r\nX-Checksum: 1\r\n\r\n", parse_error::none},
+      {"Content-Length trailer", "0\r\nContent-Length: 5\r\n\r\n", parse_error::forbidden_trailer},
+      {"Transfer-Encoding trailer", "0\r\ntransfer-encoding: chunked\r\n\r\n",
+       parse_error::forbidden_trailer},
+      {"Host trailer", "0\r\nHost: b\r\n\r\n", parse_error::forbidden_trailer},
+      {"If- trailer", "0\r\nIf-Match: x\r\n\r\n", parse_error::forbidden_trailer},
+      {"empty trailer name", "0\r\n: x\r\n\r\n", parse_error::invalid_header},
+      {"folded trailer", "0\r\nX-A: a\r\n b\r\n\r\n", parse_error::obs_fold},
+      {"control char in trailer", "0\r\nX-A: a\x01\r\n\r\n", parse_error::invalid_header},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.name);
+    const std::string in = head + k.body;
+    for (std::size_t step : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{7}}) {
+      auto o = req(in, step);
+      if (k.expected == parse_error::none) {
+        EXPECT_NE(o.event, parse_event::error) << describe(o.error) << " step " << step;
+      } else {
+        EXPECT_EQ(o.event, parse_event::error) << "step " << step;
+        EXPECT_EQ(o.error, k.expected) << describe(o.error) << " step " << step;
+      }
+    }
+  }
+}
+
+TEST(parser, h2c_only_upgrade_is_not_an_upgrade) {
+  auto o =
+      req("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+          "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n");
+  EXPECT_EQ(o.event, parse_event::message_complete);
+  EXPECT_FALSE(o.upgrade);
+  auto w =
+      req("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c, websocket\r\n\r\n");
+  EXPECT_TRUE(w.upgrade);
 }
 
 TEST(parser, describe_names_the_reason) {

@@ -142,6 +142,47 @@ TEST(session_routing, outbound_routes_each_request_on_one_keep_alive_connection)
   EXPECT_NE(recs[1].json->text().find("127.0.0.3:"), std::string::npos) << recs[1].json->text();
 }
 
+// Routing reads the authority the origin will use: an absolute-form target wins over Host, and
+// Host is rewritten to agree with it.
+TEST(session_routing, outbound_routes_by_the_absolute_form_authority_not_by_host) {
+  std::uint16_t port = 0;
+  auto own = listen_on(2, port);
+  ASSERT_TRUE(own);
+  auto original = listen_on(1, port);
+  ASSERT_TRUE(original) << "port " << port << " busy on another loopback address";
+  routed_env e(proxy::direction::outbound, "127.0.0.2 servicea.azureuser.svc.cluster.local\n");
+  e.proxy->set_upstream(port);
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  {
+    // An IP-literal target with a service name in Host: not routed by the service name.
+    auto c = connect_loopback(e.proxy->port());
+    ASSERT_TRUE(send_all(c.get(),
+                         "GET http://10.1.2.3/x HTTP/1.1\r\nHost: servicea\r\n"
+                         "azds-route-as: azureuser\r\n\r\n"));
+    auto u = accept_within(original.get());
+    ASSERT_TRUE(u);
+    EXPECT_EQ(
+        recv_head(u.get()),
+        "GET http://10.1.2.3/x HTTP/1.1\r\nHost: 10.1.2.3\r\nazds-route-as: azureuser\r\n\r\n");
+    ASSERT_TRUE(send_all(u.get(), ok));
+    EXPECT_EQ(recv_n(c.get(), ok.size()), ok);
+  }
+  {
+    // The service name in the target routes, whatever Host says.
+    auto c = connect_loopback(e.proxy->port());
+    ASSERT_TRUE(send_all(c.get(),
+                         "GET http://servicea/y HTTP/1.1\r\nHost: 10.1.2.3\r\n"
+                         "azds-route-as: azureuser\r\n\r\n"));
+    auto u = accept_within(own.get());
+    ASSERT_TRUE(u);
+    EXPECT_EQ(
+        recv_head(u.get()),
+        "GET http://servicea/y HTTP/1.1\r\nHost: servicea\r\nazds-route-as: azureuser\r\n\r\n");
+    ASSERT_TRUE(send_all(u.get(), ok));
+    EXPECT_EQ(recv_n(c.get(), ok.size()), ok);
+  }
+}
+
 }  // namespace
 }  // namespace devspaces::test::http
 

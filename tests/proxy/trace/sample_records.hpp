@@ -53,7 +53,8 @@ inline trace::record walkthrough_inbound() {
   return r;
 }
 
-/// Hop 2/3: the servicea pod's outbound side, routed to the parent space (SPEC §2.3 example).
+/// Hop 2/3: the servicea pod's outbound side, routed to the parent space (the README's "Reading
+/// traces" example).
 inline trace::record walkthrough_outbound() {
   trace::record r;
   r.id = "pu5";
