@@ -196,6 +196,7 @@ parse_outcome parse_config(std::span<const std::string> args, const common::env_
   auto specs = init_options(out.cfg);
   auto r = common::parse_options(specs, args, env);
   out.help = r.help;
+  out.help_markdown = r.help_markdown;
   out.version = r.version;
   if (r.error) {
     out.error = r.error;

@@ -60,6 +60,7 @@ std::string_view init_usage();
 struct parse_outcome {
   config cfg;
   bool help = false;
+  bool help_markdown = false;
   bool version = false;
   std::optional<std::string> error;
 };

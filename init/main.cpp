@@ -7,10 +7,6 @@
 #include "init/app.hpp"
 #include "init/config.hpp"
 
-#ifndef DEVSPACES_VERSION
-#define DEVSPACES_VERSION "dev"
-#endif
-
 namespace {
 
 std::optional<std::string> read_file(const std::string& path) {
@@ -36,8 +32,15 @@ int main(int argc, char** argv) {
     std::cout << devspaces::common::render_help(init_usage(), init_options(scratch));
     return exit_ok;
   }
+  if (parsed.help_markdown) {
+    config scratch;
+    std::cout << devspaces::common::render_markdown(init_options(scratch));
+    return exit_ok;
+  }
   if (parsed.version) {
-    std::cout << "devspaces-proxy-init " << DEVSPACES_VERSION << "\n";
+    std::cout << devspaces::common::version_text("devspaces-proxy-init", DEVSPACES_VERSION,
+                                                 DEVSPACES_COMMIT, DEVSPACES_BUILD_TYPE)
+              << "\n";
     return exit_ok;
   }
   if (parsed.error) {

@@ -130,13 +130,9 @@ std::vector<option_spec> proxy_options(config& c) {
                    c.trace_redact_headers.push_back(common::to_lower(h));
                  return std::nullopt;
                }});
-  o.push_back({"--log-level", "DEVSPACES_LOG_LEVEL", "info", "trace, debug, info, warn, error",
-               [&c](std::string_view v) -> err {
-                 if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
-                   return "is not one of trace, debug, info, warn, error";
-                 c.log_level = std::string(v);
-                 return std::nullopt;
-               }});
+  o.push_back({"--log-level", "DEVSPACES_LOG_LEVEL", "info",
+               "trace, debug, info, warn (or warning), error, off; any case",
+               common::log_level_setter(c.log_level)});
   o.push_back({"--log-format", "DEVSPACES_LOG_FORMAT", "text", "text or json (one object a line)",
                [&c](std::string_view v) -> err {
                  if (v != "text" && v != "json") return "is not 'text' or 'json'";
@@ -159,6 +155,7 @@ config_result parse_proxy_config(std::span<const std::string> args, const common
   auto p = common::parse_options(specs, args, env);
   r.positional = std::move(p.positional);
   r.help = p.help;
+  r.help_markdown = p.help_markdown;
   r.version = p.version;
   r.error = std::move(p.error);
   if (!r.error) {

@@ -50,6 +50,7 @@ struct config_result {
   config cfg;
   std::vector<std::string> positional;
   bool help = false;
+  bool help_markdown = false;
   bool version = false;
   std::optional<std::string> error;
 };

@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "proxy/config.hpp"
+#include "proxy/h2/session.hpp"
 #include "proxy/http/session.hpp"
 #include "proxy/io/connect.hpp"
 #include "proxy/io/relay.hpp"
@@ -41,7 +42,8 @@ protocol protocol_for(sniff_verdict v) {
   switch (v) {
     case sniff_verdict::http:
       return protocol::http;
-    case sniff_verdict::h2:  // relayed raw until an HTTP/2 session serves it
+    case sniff_verdict::h2:
+      return protocol::h2;
     default:
       return protocol::tcp;
   }
@@ -129,6 +131,9 @@ asio::awaitable<void> dispatch(io::connection_context ctx, tcp::socket client,
   ctx.services->metrics->connections(ctx.dir, ctx.proto).Increment();
   if (ctx.proto == protocol::http) {
     return http::run_http_session(std::move(client), std::move(ctx), std::move(upstream));
+  }
+  if (ctx.proto == protocol::h2) {
+    return h2::run_h2_session(std::move(client), std::move(ctx), std::move(upstream));
   }
   return serve_tcp(std::move(ctx), std::move(client), std::move(upstream));
 }

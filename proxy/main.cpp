@@ -58,8 +58,15 @@ int main(int argc, char** argv) {
     std::fputs(proxy_help().c_str(), stdout);
     return 0;
   }
+  if (parsed.help_markdown) {
+    config scratch;
+    std::fputs(devspaces::common::render_markdown(proxy_options(scratch)).c_str(), stdout);
+    return 0;
+  }
   if (parsed.version) {
-    std::printf("devspaces-proxy %s\n", DEVSPACES_VERSION);
+    std::puts(devspaces::common::version_text("devspaces-proxy", DEVSPACES_VERSION,
+                                              DEVSPACES_COMMIT, DEVSPACES_BUILD_TYPE)
+                  .c_str());
     return 0;
   }
   if (parsed.error) return fail(2, *parsed.error);
@@ -70,6 +77,8 @@ int main(int argc, char** argv) {
 
   setup_logging(cfg->log_level, cfg->log_format);
   auto log = logger("main");
+  // The HTTP/2 code looks its logger up by name: create it here so it follows the settings.
+  logger("h2");
 
   // Signals are taken synchronously by this thread only: block them before any thread starts.
   sigset_t signals;

@@ -13,7 +13,7 @@ namespace devspaces::proxy {
 namespace {
 
 constexpr std::array<const char*, 2> directions{"inbound", "outbound"};
-constexpr std::array<const char*, 2> protocols{"http", "tcp"};
+constexpr std::array<const char*, 3> protocols{"http", "tcp", "h2"};
 constexpr std::array<const char*, 2> flows{"rx", "tx"};
 constexpr std::array<const char*, 6> code_classes{"1xx", "2xx", "3xx", "4xx", "5xx", "error"};
 constexpr std::array<const char*, 6> decisions{"own",      "parent",    "grandparent",
@@ -147,7 +147,7 @@ proxy_metrics::proxy_metrics() : registry_(std::make_shared<prometheus::Registry
                                             0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                             1,      2.5,     5,      10,    30,     60};
   for (int d = 0; d < 2; ++d) {
-    for (int p = 0; p < 2; ++p)
+    for (int p = 0; p < 3; ++p)
       connections_[d][p] = &conns.Add({{"direction", directions[d]}, {"protocol", protocols[p]}});
     active_[d] = &active.Add({{"direction", directions[d]}});
     for (int f = 0; f < 2; ++f)

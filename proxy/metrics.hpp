@@ -14,7 +14,7 @@ namespace devspaces::proxy {
 
 /// Label indices; every family is created with all its known label values at startup.
 enum class direction : int { inbound = 0, outbound = 1 };
-enum class protocol : int { http = 0, tcp = 1 };
+enum class protocol : int { http = 0, tcp = 1, h2 = 2 };
 enum class flow : int { rx = 0, tx = 1 };  ///< rx: bytes from the client, tx: bytes to the client
 enum class code_class : int { c1xx = 0, c2xx, c3xx, c4xx, c5xx, error };
 enum class route_outcome : int {
@@ -75,7 +75,7 @@ class proxy_metrics {
   static int idx(direction d) { return static_cast<int>(d); }
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::array<std::array<prometheus::Counter*, 2>, 2> connections_{};
+  std::array<std::array<prometheus::Counter*, 3>, 2> connections_{};
   std::array<prometheus::Gauge*, 2> active_{};
   std::array<std::array<prometheus::Counter*, 2>, 2> bytes_{};
   std::array<std::array<std::array<prometheus::Counter*, 6>, metric_methods.size()>, 2>

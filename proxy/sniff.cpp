@@ -83,9 +83,9 @@ std::size_t skip_empty_lines(std::string_view b) {
 sniff_verdict classify_first_bytes(std::string_view bytes) {
   const auto undecided =
       bytes.size() >= sniff_limit ? sniff_verdict::http : sniff_verdict::need_more;
-  const auto n = std::min(bytes.size(), http2_preface.size());
-  if (n > 0 && bytes.substr(0, n) == http2_preface.substr(0, n)) {
-    return n == http2_preface.size() ? sniff_verdict::h2 : sniff_verdict::need_more;
+  const auto n = std::min(bytes.size(), h2_preface.size());
+  if (n > 0 && bytes.substr(0, n) == h2_preface.substr(0, n)) {
+    return n == h2_preface.size() ? sniff_verdict::h2 : sniff_verdict::need_more;
   }
   const auto start = skip_empty_lines(bytes);
   if (start == std::string_view::npos) return undecided;

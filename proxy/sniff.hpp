@@ -24,7 +24,7 @@ enum class sniff_verdict {
 };
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4).
-inline constexpr std::string_view http2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+inline constexpr std::string_view h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How many bytes the classifier looks at: a stream still undecided after this many (a very
 /// long token, or a very long run of empty lines) is HTTP, so the parser rejects it instead of

@@ -402,12 +402,26 @@ void append_json(std::string& out, const record& r, const json_options& opts) {
     out.append(",\"headers\":");
     append_headers(out, s.headers, opts);
     append_body(out, s.body);
+    out.append(",\"trailers\":");
+    append_headers(out, s.trailers, opts);
     out.push_back('}');
   } else {
     out.append("null");
   }
   out.append(",\"error\":");
   append_optional(out, r.error);
+  out.append(",\"protocol\":");
+  if (!r.protocol.empty()) {
+    append_string(out, r.protocol);
+  } else {
+    append_string(out, "http/" + (q.version.empty() ? std::string("1.1") : q.version));
+  }
+  out.append(",\"stream_id\":");
+  if (r.stream_id) {
+    append_int(out, *r.stream_id);
+  } else {
+    out.append("null");
+  }
   out.push_back('}');
 }
 

@@ -81,6 +81,7 @@ struct response_info {
   std::string version;
   header_list headers;
   body_capture body;
+  header_list trailers;  ///< trailer fields (HTTP/2 trailers, chunked trailers); empty when none
 };
 
 /// One HTTP exchange seen by one proxy side (proxy/trace/README.md, "Raw records"). Built once,
@@ -101,6 +102,9 @@ struct record {
   request_info request;
   std::optional<response_info> response;
   std::optional<std::string> error;  ///< short code, e.g. "upstream_connect_refused"
+  /// "h2" for HTTP/2 streams; empty: "http/" + request.version ("http/1.1", "http/1.0").
+  std::string protocol;
+  std::optional<std::int32_t> stream_id;  ///< HTTP/2: the client side's stream id
 };
 
 /// Serialisation settings shared by every record of a process.

@@ -47,8 +47,8 @@ TEST(sniff, tabs_and_leading_empty_lines_are_http) {
   EXPECT_EQ(classify_first_bytes("\r\n\n\r\nPOST\t/"), sniff_verdict::http);
 }
 
-TEST(sniff, http2_preface_is_h2) {
-  const std::string preface(http2_preface);
+TEST(sniff, h2_preface_is_h2) {
+  const std::string preface(h2_preface);
   EXPECT_EQ(classify_first_bytes(preface), sniff_verdict::h2);
   EXPECT_EQ(classify_first_bytes(preface + std::string("\x00\x00\x12\x04\x00", 5)),
             sniff_verdict::h2);
@@ -237,7 +237,7 @@ TEST(sniff_window, preface_is_h2) {
   upstream_listener up;
   sniff_harness h(5s, up.endpoint());
   int c = h.connect_client();
-  send_text(c, http2_preface);
+  send_text(c, h2_preface);
   EXPECT_EQ(h.verdict(), sniff_verdict::h2);
   h.close_client();
 }

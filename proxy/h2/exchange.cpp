@@ -1,0 +1,487 @@
+#include "proxy/h2/exchange.hpp"
+
+// GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <nghttp2/nghttp2.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "proxy/config.hpp"
+#include "proxy/h2/upstream.hpp"
+#include "proxy/io/socket_util.hpp"
+#include "proxy/routing/router.hpp"
+#include "proxy/trace/hub.hpp"
+
+namespace devspaces::proxy::h2 {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+// The "h2" logger when the process made one, else the default logger.
+std::shared_ptr<spdlog::logger> log() {
+  auto l = spdlog::get("h2");
+  return l ? l : spdlog::default_logger();
+}
+
+ssize_t read_request_cb(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+                        std::uint32_t* flags, nghttp2_data_source* source, void*) {
+  return static_cast<exchange*>(source->ptr)->pull_request(buf, length, flags);
+}
+
+ssize_t read_response_cb(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+                         std::uint32_t* flags, nghttp2_data_source* source, void*) {
+  return static_cast<exchange*>(source->ptr)->pull_response(buf, length, flags);
+}
+
+bool is_grpc(std::string_view content_type) {
+  return content_type.starts_with("application/grpc");
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+std::int32_t submit_request(nghttp2_session* s, const field_list& fields, exchange* body) {
+  const auto nv = to_nv(fields);
+  nghttp2_data_provider prd{};
+  prd.source.ptr = body;
+  prd.read_callback = read_request_cb;
+  return nghttp2_submit_request(s, nullptr, nv.data(), nv.size(), body ? &prd : nullptr, nullptr);
+}
+
+exchange::exchange(client_link& client, std::int32_t stream_id)
+    : client_(&client), ctx_(client.context()), id_(stream_id) {}
+
+exchange::~exchange() = default;
+
+// ---- client side
+
+void exchange::on_request_field(std::string_view name, std::string_view value) {
+  auto& list = head_done_ ? request_trailers_ : request_;
+  list.emplace_back(name, value);
+}
+
+void exchange::on_request_head(bool end_stream) {
+  head_done_ = true;
+  request_end_ = end_stream;
+  method_idx_ = method_index(find_field(request_, ":method"));
+  begin_record();
+  asio::co_spawn(client_->executor(), forward(shared_from_this()), asio::detached);
+}
+
+void exchange::on_request_data(std::span<const std::uint8_t> data) {
+  if (rec_) {
+    rec_->request.body.append({reinterpret_cast<const char*>(data.data()), data.size()},
+                              ctx_.services->cfg->trace_body_bytes);
+  }
+  if (discarding_ || !client_open()) {
+    if (client_open()) {
+      nghttp2_session_consume(client_->client_session(), id_, data.size());
+      client_->client_kick();
+    }
+    return;
+  }
+  request_body_.append(data);
+  if (up_ && up_id_ > 0 && !up_closed_) {
+    nghttp2_session_resume_data(up_->ng(), up_id_);
+    up_->kick();
+  }
+}
+
+void exchange::on_request_end() {
+  request_end_ = true;
+  if (up_ && up_id_ > 0 && !up_closed_) {
+    nghttp2_session_resume_data(up_->ng(), up_id_);
+    up_->kick();
+  }
+}
+
+void exchange::discard_request() {
+  discarding_ = true;
+  const auto n = request_body_.clear();
+  if (n > 0 && client_open()) {
+    nghttp2_session_consume(client_->client_session(), id_, n);
+    client_->client_kick();
+  }
+}
+
+void exchange::on_client_closed(std::uint32_t code) {
+  if (client_closed_) return;
+  const bool complete = response_sent_end_;
+  // The upstream stream is still going: pass the reset on (RFC 9113 §8.1: a response that
+  // ended before the request did also ends the request).
+  if (up_ && up_id_ > 0 && !up_closed_ && !(request_sent_end_ && response_end_)) {
+    nghttp2_submit_rst_stream(up_->ng(), NGHTTP2_FLAG_NONE, up_id_,
+                              code == NGHTTP2_NO_ERROR ? std::uint32_t{NGHTTP2_CANCEL} : code);
+    up_->kick();
+  }
+  if (up_ && up_id_ > 0 && !abandoned_) {
+    const auto n = response_body_.clear();
+    if (n > 0) {
+      nghttp2_session_consume(up_->ng(), up_id_, n);
+      up_->kick();
+    }
+  }
+  const auto pending = request_body_.clear();
+  if (pending > 0 && client_ != nullptr) nghttp2_session_consume(client_->client_session(), id_, pending);
+  client_closed_ = true;
+  if (!complete && error_ == nullptr) error_ = "client_reset";
+  finish(error_);
+}
+
+void exchange::detach_client() {
+  on_client_closed(NGHTTP2_CANCEL);
+  client_ = nullptr;
+}
+
+// ---- routing and the upstream
+
+asio::awaitable<void> exchange::forward(std::shared_ptr<exchange> self) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  tcp::endpoint target = self->ctx_.original_dst;
+  const bool routed = co_await self->route(target);
+  if (!routed || !self->client_open()) co_return;
+  if (self->rec_) self->rec_->upstream = io::format_endpoint(target).view();
+  acquire_failure why;
+  auto up = co_await acquire_upstream(self->ctx_, target, why);
+  if (!self->client_open()) co_return;
+  if (!up) {
+    switch (why.reason) {
+      case connect_failure::timeout:
+        self->answer_error(504, "gateway timeout: upstream connect timed out", "upstream_timeout");
+        break;
+      case connect_failure::refused:
+        self->answer_error(502, "bad gateway: upstream refused the connection",
+                           "upstream_connect_refused");
+        break;
+      case connect_failure::unreachable:
+        self->answer_error(502, "bad gateway: upstream unreachable", "upstream_unreachable");
+        break;
+      default:
+        self->answer_error(502, "bad gateway: upstream connect failed", "upstream_connect_error");
+        break;
+    }
+    co_return;
+  }
+  self->submit_upstream(up);
+}
+
+asio::awaitable<bool> exchange::route(tcp::endpoint& target) {
+  auto* router = ctx_.services ? ctx_.services->router : nullptr;
+  if (router == nullptr) co_return true;
+  const auto& cfg = *ctx_.services->cfg;
+  const std::string header = lowercase(cfg.route_header);
+  std::string_view host = find_field(request_, ":authority");
+  if (host.empty()) host = find_field(request_, "host");
+  std::vector<std::string_view> values;
+  for (const auto& [n, v] : request_) {
+    if (n == header) values.push_back(v);
+  }
+  routing::route_result rr;
+  if (ctx_.dir == direction::inbound) {
+    rr = router->route_inbound(host, values);
+  } else {
+    // `host` and `values` point into request_, which nothing changes while this waits.
+    rr = co_await router->route_outbound(host, values);
+  }
+  if (!client_open()) co_return false;
+  if (rr.insert_header && rr.route_as) {
+    request_.emplace_back(header, *rr.route_as);
+    if (rec_) rec_->request.headers.emplace_back(header, *rr.route_as);
+  }
+  if (rr.target) target = tcp::endpoint(*rr.target, ctx_.original_dst.port());
+  if (rec_) {
+    rec_->route_as = rr.route_as;
+    rec_->route_as_source = rr.source;
+    rec_->route = std::move(rr.decision);
+  }
+  co_return true;
+}
+
+void exchange::submit_upstream(const std::shared_ptr<upstream_conn>& up) {
+  field_list out;
+  out.reserve(request_.size());
+  for (const auto& [n, v] : request_) {
+    if (!connection_specific(n, v)) out.emplace_back(n, v);
+  }
+  const bool with_body = !request_end_ || !request_body_.empty() || !request_trailers_.empty();
+  up_ = up;
+  const auto id = up->submit(shared_from_this(), out, with_body);
+  if (id < 0) {
+    up_.reset();
+    answer_error(502, "bad gateway: upstream stream refused", "upstream_reset");
+    return;
+  }
+  up_id_ = id;
+  if (!with_body) request_sent_end_ = true;
+  log()->debug("[C{}] h2 stream {} -> upstream stream {}", ctx_.id, id_, id);
+}
+
+std::ptrdiff_t exchange::pull_request(std::uint8_t* buf, std::size_t length, std::uint32_t* flags) {
+  const auto n = request_body_.take(buf, length);
+  if (n > 0 && client_open()) {
+    nghttp2_session_consume(client_->client_session(), id_, n);
+    client_->client_kick();
+  }
+  if (request_body_.empty()) {
+    if (request_end_) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!request_trailers_.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        const auto nv = to_nv(request_trailers_);
+        nghttp2_submit_trailer(up_->ng(), up_id_, nv.data(), nv.size());
+      }
+      request_sent_end_ = true;
+    } else if (n == 0) {
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<std::ptrdiff_t>(n);
+}
+
+// ---- upstream side
+
+void exchange::on_response_field(std::string_view name, std::string_view value) {
+  if (abandoned_) return;
+  auto& list = response_head_done_ ? response_trailers_ : response_;
+  list.emplace_back(name, value);
+}
+
+void exchange::on_response_head(bool end_stream) {
+  if (abandoned_) return;
+  if (response_head_done_) {  // trailers (nghttp2 checks they end the stream)
+    response_end_ = true;
+    if (rec_ && rec_->response) {
+      for (const auto& f : response_trailers_) rec_->response->trailers.push_back(f);
+    }
+    if (client_open() && response_head_sent_) {
+      nghttp2_session_resume_data(client_->client_session(), id_);
+      client_->client_kick();
+    }
+    return;
+  }
+  const auto status_text = find_field(response_, ":status");
+  int status = 0;
+  for (char c : status_text) status = status * 10 + (c - '0');
+  if (status >= 100 && status < 200) {  // interim responses are not passed on
+    response_.clear();
+    return;
+  }
+  status_ = status;
+  response_head_done_ = true;
+  response_end_ = end_stream;
+  if (rec_) {
+    trace::response_info r;
+    r.status = status;
+    r.version = "2";
+    for (const auto& [n, v] : response_) {
+      if (!n.starts_with(':')) r.headers.emplace_back(n, v);
+    }
+    rec_->response = std::move(r);
+  }
+  if (!client_open()) return;
+  field_list out;
+  out.reserve(response_.size());
+  for (const auto& [n, v] : response_) {
+    if (!connection_specific(n, v)) out.emplace_back(n, v);
+  }
+  const auto nv = to_nv(out);
+  nghttp2_data_provider prd{};
+  prd.source.ptr = this;
+  prd.read_callback = read_response_cb;
+  const int rv = nghttp2_submit_response(client_->client_session(), id_, nv.data(), nv.size(),
+                                         end_stream ? nullptr : &prd);
+  if (rv != 0) {
+    nghttp2_submit_rst_stream(client_->client_session(), NGHTTP2_FLAG_NONE, id_,
+                              NGHTTP2_INTERNAL_ERROR);
+  }
+  response_head_sent_ = true;
+  if (end_stream) response_sent_end_ = true;
+  client_->client_kick();
+}
+
+void exchange::on_response_data(std::span<const std::uint8_t> data) {
+  if (rec_ && rec_->response && !abandoned_) {
+    rec_->response->body.append({reinterpret_cast<const char*>(data.data()), data.size()},
+                                ctx_.services->cfg->trace_body_bytes);
+  }
+  if (!client_open() || abandoned_) {
+    nghttp2_session_consume(up_->ng(), up_id_, data.size());
+    up_->kick();
+    return;
+  }
+  response_body_.append(data);
+  nghttp2_session_resume_data(client_->client_session(), id_);
+  client_->client_kick();
+}
+
+void exchange::on_response_end() {
+  if (abandoned_) return;
+  response_end_ = true;
+  if (client_open() && response_head_sent_) {
+    nghttp2_session_resume_data(client_->client_session(), id_);
+    client_->client_kick();
+  }
+}
+
+void exchange::on_upstream_closed(std::uint32_t code) {
+  if (up_closed_) return;
+  up_closed_ = true;
+  if (!client_open() || abandoned_) return;
+  if (!response_head_done_) {
+    log()->debug("[C{}] h2 stream {}: upstream stream closed before a response (code {})",
+                 ctx_.id, id_, code);
+    answer_error(502, "bad gateway: upstream reset the stream", "upstream_reset");
+    return;
+  }
+  if (!request_sent_end_) discard_request();
+  if (!response_end_) {
+    error_ = "upstream_reset";
+    nghttp2_submit_rst_stream(client_->client_session(), NGHTTP2_FLAG_NONE, id_,
+                              code == NGHTTP2_NO_ERROR ? std::uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
+    client_->client_kick();
+  }
+}
+
+std::ptrdiff_t exchange::pull_response(std::uint8_t* buf, std::size_t length,
+                                       std::uint32_t* flags) {
+  const auto n = response_body_.take(buf, length);
+  if (n > 0 && up_ && up_id_ > 0 && !abandoned_) {
+    nghttp2_session_consume(up_->ng(), up_id_, n);
+    up_->kick();
+  }
+  if (response_body_.empty()) {
+    if (response_end_) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!response_trailers_.empty() && client_open()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        const auto nv = to_nv(response_trailers_);
+        nghttp2_submit_trailer(client_->client_session(), id_, nv.data(), nv.size());
+      }
+      response_sent_end_ = true;
+    } else if (n == 0) {
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<std::ptrdiff_t>(n);
+}
+
+// ---- answers of the proxy's own
+
+void exchange::answer_error(int status, std::string_view reason, const char* code) {
+  error_ = code;
+  discard_request();
+  if (up_ && up_id_ > 0 && !up_closed_) {
+    nghttp2_submit_rst_stream(up_->ng(), NGHTTP2_FLAG_NONE, up_id_, NGHTTP2_CANCEL);
+    up_->kick();
+  }
+  abandoned_ = true;
+  response_trailers_.clear();
+  if (!client_open() || response_head_sent_) return;
+  const std::string message = "devspaces-proxy: " + std::string(reason);
+  field_list out;
+  if (is_grpc(find_field(request_, "content-type"))) {
+    // gRPC: a trailers-only response, UNAVAILABLE.
+    out = {{":status", "200"},
+           {"content-type", "application/grpc"},
+           {"grpc-status", "14"},
+           {"grpc-message", message}};
+    status_ = 200;
+    response_end_ = true;
+  } else {
+    status_ = status;
+    response_body_.clear();
+    const std::string body = message + "\n";
+    response_body_.append({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
+    out = {{":status", std::to_string(status)},
+           {"content-type", "text/plain; charset=utf-8"},
+           {"content-length", std::to_string(body.size())}};
+    response_end_ = true;
+  }
+  response_head_done_ = true;
+  if (rec_) {
+    trace::response_info r;
+    r.status = status_;
+    r.version = "2";
+    for (const auto& [n, v] : out) {
+      if (!n.starts_with(':')) r.headers.emplace_back(n, v);
+    }
+    if (!response_body_.empty()) {
+      r.body.append({message.data(), message.size()}, ctx_.services->cfg->trace_body_bytes);
+      r.body.append({"\n", 1}, ctx_.services->cfg->trace_body_bytes);
+    }
+    rec_->response = std::move(r);
+  }
+  const auto nv = to_nv(out);
+  nghttp2_data_provider prd{};
+  prd.source.ptr = this;
+  prd.read_callback = read_response_cb;
+  const bool has_body = !response_body_.empty();
+  nghttp2_submit_response(client_->client_session(), id_, nv.data(), nv.size(),
+                          has_body ? &prd : nullptr);
+  response_head_sent_ = true;
+  if (!has_body) response_sent_end_ = true;
+  client_->client_kick();
+}
+
+// ---- trace record and metrics
+
+void exchange::begin_record() {
+  auto* hub = ctx_.services ? ctx_.services->traces : nullptr;
+  if (hub == nullptr || !hub->wanted()) return;
+  const auto& cfg = *ctx_.services->cfg;
+  rec_ = std::make_unique<trace::record>();
+  auto& r = *rec_;
+  r.id = trace::next_id();
+  r.ts = std::chrono::system_clock::now();
+  r.outbound = ctx_.dir == direction::outbound;
+  r.pod = cfg.pod_name;
+  r.space = cfg.space;
+  r.client = io::format_endpoint(ctx_.client).view();
+  r.original_dst = io::format_endpoint(ctx_.original_dst).view();
+  r.protocol = "h2";
+  r.stream_id = id_;
+  r.request.method = find_field(request_, ":method");
+  r.request.target = find_field(request_, ":path");
+  r.request.version = "2";
+  r.request.host = find_field(request_, ":authority");
+  if (r.request.host.empty()) r.request.host = find_field(request_, "host");
+  for (const auto& [n, v] : request_) {
+    if (!n.starts_with(':')) r.request.headers.emplace_back(n, v);
+  }
+}
+
+void exchange::finish(const char* error) {
+  if (finished_) return;
+  finished_ = true;
+  const auto dur = clock::now() - start_;
+  auto* metrics = ctx_.services ? ctx_.services->metrics : nullptr;
+  if (metrics != nullptr) {
+    const auto cls = error != nullptr && status_ == 0 ? code_class::error : class_of_status(status_);
+    metrics->http_requests(ctx_.dir, method_idx_, cls).Increment();
+    metrics->http_duration(ctx_.dir).Observe(std::chrono::duration<double>(dur).count());
+  }
+  if (rec_ && ctx_.services->traces != nullptr) {
+    rec_->duration = std::chrono::duration_cast<std::chrono::microseconds>(dur);
+    if (error != nullptr) rec_->error = error;
+    ctx_.services->traces->push(std::move(*rec_));
+  }
+  rec_.reset();
+}
+
+}  // namespace devspaces::proxy::h2

@@ -1,0 +1,190 @@
+#include "proxy/h2/session.hpp"
+
+// GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <nghttp2/nghttp2.h>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <memory>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "proxy/config.hpp"
+#include "proxy/h2/exchange.hpp"
+#include "proxy/h2/pump.hpp"
+#include "proxy/io/socket_util.hpp"
+
+namespace devspaces::proxy::h2 {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+// The "h2" logger when the process made one, else the default logger.
+std::shared_ptr<spdlog::logger> log() {
+  auto l = spdlog::get("h2");
+  return l ? l : spdlog::default_logger();
+}
+
+// How often an inbound connection looks at the drain flag.
+constexpr auto drain_check = std::chrono::milliseconds(200);
+
+limits client_limits(const config& cfg) {
+  limits l;
+  l.max_header_list = static_cast<std::uint32_t>(cfg.max_header_bytes);
+  return l;
+}
+
+// Holds the limits before the pump (a base) refers to them.
+struct limits_holder {
+  limits lim;
+};
+
+class client_side : private limits_holder,
+                    public pump,
+                    public frame_handler,
+                    public client_link,
+                    public std::enable_shared_from_this<client_side> {
+ public:
+  client_side(tcp::socket socket, io::connection_context ctx)
+      : limits_holder{client_limits(*ctx.services->cfg)},
+        pump(std::move(socket), lim, ctx.services->cfg->idle_timeout),
+        ctx_(std::move(ctx)),
+        timer_(sock_.get_executor()) {
+    ng_ = make_session(role::server, *this, lim);
+    if (auto* m = ctx_.services->metrics)
+      count_into(&m->bytes(ctx_.dir, flow::rx), &m->bytes(ctx_.dir, flow::tx));
+  }
+
+  static asio::awaitable<void> serve(std::shared_ptr<client_side> self, std::string initial) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    self->arm_timer();
+    co_await self->run_loops(std::move(initial));
+    self->timer_.cancel();
+    auto streams = std::move(self->streams_);
+    self->streams_.clear();
+    for (auto& [id, ex] : streams) ex->detach_client();
+    log()->debug("[C{}] h2 connection closed rx={} tx={}", self->ctx_.id, self->rx(), self->tx());
+  }
+
+  // client_link
+  nghttp2_session* client_session() override { return ng(); }
+  void client_kick() override { kick(); }
+  const io::connection_context& context() const override { return ctx_; }
+  asio::any_io_executor executor() override { return sock_.get_executor(); }
+
+  // frame_handler
+  int on_begin_headers(std::int32_t id) override {
+    if (streams_.count(id) == 0) {
+      streams_[id] = std::make_shared<exchange>(*this, id);
+      last_active_ = clock::now();
+    }
+    return 0;
+  }
+  int on_field(std::int32_t id, std::string_view name, std::string_view value) override {
+    if (auto* ex = find(id)) ex->on_request_field(name, value);
+    return 0;
+  }
+  int on_headers_done(std::int32_t id, bool end_stream) override {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) return 0;
+    auto ex = it->second;  // on_request_head may start the exchange's own coroutine
+    if (!ex->head_done()) {
+      ex->on_request_head(end_stream);
+    } else {
+      ex->on_request_end();  // trailers
+    }
+    return 0;
+  }
+  int on_data(std::int32_t id, std::span<const std::uint8_t> data) override {
+    if (auto* ex = find(id)) {
+      ex->on_request_data(data);
+    } else {
+      nghttp2_session_consume(ng(), id, data.size());
+    }
+    return 0;
+  }
+  int on_data_end(std::int32_t id) override {
+    if (auto* ex = find(id)) ex->on_request_end();
+    return 0;
+  }
+  int on_stream_close(std::int32_t id, std::uint32_t code) override {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) return 0;
+    auto ex = std::move(it->second);
+    streams_.erase(it);
+    last_active_ = clock::now();
+    ex->on_client_closed(code);
+    return 0;
+  }
+  void on_goaway(std::int32_t, std::uint32_t) override {}
+
+ private:
+  exchange* find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  bool draining() const {
+    return ctx_.dir == direction::inbound && ctx_.services->draining != nullptr &&
+           ctx_.services->draining->load();
+  }
+
+  // Drain (inbound) and idle checks, a plain timer callback.
+  void arm_timer() {
+    const auto idle = ctx_.services->cfg->idle_timeout;
+    timer_.expires_after(ctx_.dir == direction::inbound
+                             ? std::min<clock::duration>(drain_check, idle)
+                             : clock::duration(idle));
+    std::weak_ptr<client_side> weak = shared_from_this();
+    timer_.async_wait([weak](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || !self->open()) return;
+      self->on_timer();
+    });
+  }
+
+  void on_timer() {
+    if (!goaway_sent_ && draining()) {
+      log()->debug("[C{}] h2 drain: GOAWAY with {} streams open", ctx_.id, streams_.size());
+      goaway_sent_ = true;
+      nghttp2_submit_goaway(ng(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng()),
+                            NGHTTP2_NO_ERROR, nullptr, 0);
+      kick();
+    }
+    if (streams_.empty() && clock::now() - last_active_ >= ctx_.services->cfg->idle_timeout) {
+      nghttp2_session_terminate_session(ng(), NGHTTP2_NO_ERROR);
+      kick();
+      return;
+    }
+    arm_timer();
+  }
+
+  io::connection_context ctx_;
+  std::map<std::int32_t, std::shared_ptr<exchange>> streams_;
+  asio::steady_timer timer_;
+  clock::time_point last_active_ = clock::now();
+  bool goaway_sent_ = false;
+};
+
+asio::awaitable<void> serve(std::shared_ptr<client_side> s, std::string initial) {
+  return client_side::serve(std::move(s), std::move(initial));
+}
+
+}  // namespace
+
+asio::awaitable<void> run_h2_session(tcp::socket client, io::connection_context ctx,
+                                     std::optional<tcp::socket> preconnected) {
+  if (preconnected) io::close_quietly(*preconnected);
+  std::string initial = std::move(ctx.initial_bytes);
+  ctx.initial_bytes.clear();
+  auto s = std::make_shared<client_side>(std::move(client), std::move(ctx));
+  return serve(std::move(s), std::move(initial));
+}
+
+}  // namespace devspaces::proxy::h2
