@@ -43,15 +43,6 @@ std::string hostname() {
   return buf;
 }
 
-/// Waits up to `timeout` for SIGTERM or SIGINT (blocked in every thread); 0 when none came.
-int wait_signal(const sigset_t& set, std::chrono::milliseconds timeout) {
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1'000'000);
-  int sig = ::sigtimedwait(&set, nullptr, &ts);
-  return sig > 0 ? sig : 0;
-}
-
 int fail(int code, const std::string& line) {
   std::fprintf(stderr, "devspaces-proxy: %s\n", line.c_str());
   return code;
@@ -171,6 +162,7 @@ int main(int argc, char** argv) {
     return fail(1, *err);
   }
 
+  srv.set_admin_port(admin.port());
   srv.start();
   admin.start();
   log->info("devspaces-proxy {} ready: outbound {} inbound {} admin {}:{} space {} workers {}",
@@ -178,21 +170,26 @@ int main(int argc, char** argv) {
             admin.port(), cfg->space, cfg->workers);
 
   int sig = 0;
-  while (sig == 0) sig = wait_signal(signals, std::chrono::milliseconds(1000));
+  ::sigwait(&signals, &sig);
   if (sig == SIGTERM) {
-    // Graceful shutdown: /readyz turns 503, listeners close, in-flight work finishes for up to
-    // --drain-timeout, then the rest is closed. A second SIGTERM or a SIGINT ends it now.
+    // Drain: /readyz turns 503, both listeners stay open, inbound responses close their
+    // connections, outbound is served as usual. Exit once no connection has been open for 1 s,
+    // at the latest after --drain-timeout; a second SIGTERM or a SIGINT ends it now.
     log->info("SIGTERM: draining {} connection(s) for up to {} ms", srv.active_connections(),
               cfg->drain_timeout.count());
     srv.drain();
-    bool again = false;
-    bool idle = wait_for_idle(srv, cfg->drain_timeout, [&] {
-      again = again || wait_signal(signals, std::chrono::milliseconds(0)) != 0;
-      return again;
+    std::thread second_signal([&] {
+      int again = 0;
+      ::sigwait(&signals, &again);
+      srv.interrupt();
     });
-    if (again)
+    const auto end = srv.wait_quiet(std::chrono::seconds(1), cfg->drain_timeout);
+    if (end != server::quiet_end::interrupted)
+      ::pthread_kill(second_signal.native_handle(), SIGTERM);
+    second_signal.join();
+    if (end == server::quiet_end::interrupted)
       log->info("second signal: exiting now");
-    else if (!idle)
+    else if (end == server::quiet_end::timeout)
       log->info("drain timeout: closing {} remaining connection(s)", srv.active_connections());
     else
       log->info("drained");

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <exception>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -20,6 +21,7 @@
 
 #include "proxy/connection.hpp"
 #include "proxy/io/connection_context.hpp"
+#include "proxy/io/drain_signal.hpp"
 #include "proxy/io/original_dst.hpp"
 #include "proxy/io/socket_util.hpp"
 #include "proxy/io/upstream_pool.hpp"
@@ -81,6 +83,7 @@ class worker {
     services_.traces = owner.options_.traces;
     services_.pool = &*pool_;
     services_.draining = &owner.draining_;
+    services_.drain = &drain_;
     services_.splice_after = owner.options_.splice_after;
   }
 
@@ -123,18 +126,13 @@ class worker {
     thread_ = std::thread([this] { io_.run(); });
   }
 
-  void close_listeners() {
-    asio::post(io_, [this] {
-      for (auto& l : acceptors_) {
-        boost::system::error_code ignored;
-        l.acceptor.close(ignored);
-      }
-      pool_->clear();
-    });
+  /// Fires this worker's drain signal on its own thread.
+  void drain() {
+    asio::post(io_, [this] { drain_.fire(); });
   }
 
   void ping(std::shared_ptr<worker_ping> p) {
-    asio::post(io_, [p] { p->answered.fetch_add(1); });
+    asio::post(io_, [p] { p->answer(); });
   }
 
   void stop() {
@@ -179,8 +177,13 @@ class worker {
     }
   }
 
-  bool is_own_listener(const tcp::endpoint& dst) const {
-    if (dst.port() != owner_.outbound_port_ && dst.port() != owner_.inbound_port_) return false;
+  /// A connection to the proxy's own listener would loop; one arriving inbound for the admin
+  /// port would reach the admin server from outside the pod. Both are refused.
+  bool is_refused_destination(const tcp::endpoint& dst, direction dir) const {
+    const auto port = dst.port();
+    const bool own = port == owner_.outbound_port_ || port == owner_.inbound_port_ ||
+                     (dir == direction::inbound && port == owner_.admin_port_.load());
+    if (!own) return false;
     return dst.address().is_unspecified() || io::is_local_address(dst.address());
   }
 
@@ -200,7 +203,7 @@ class worker {
                    endpoint_text(ctx.client));
       return;
     }
-    if (is_own_listener(*dst)) {
+    if (is_refused_destination(*dst, dir)) {
       log()->warn("[C{}] original destination {} is the proxy's own listener (loop), closing",
                   ctx.id, endpoint_text(*dst));
       return;
@@ -227,14 +230,8 @@ class worker {
   struct active_guard {
     server& owner;
     direction dir;
-    active_guard(server& s, direction d) : owner(s), dir(d) {
-      owner.active_.fetch_add(1);
-      owner.metrics_.connections_active(dir).Increment();
-    }
-    ~active_guard() {
-      owner.metrics_.connections_active(dir).Decrement();
-      owner.active_.fetch_sub(1);
-    }
+    active_guard(server& s, direction d) : owner(s), dir(d) { owner.connection_opened(dir); }
+    ~active_guard() { owner.connection_closed(dir); }
     active_guard(const active_guard&) = delete;
     active_guard& operator=(const active_guard&) = delete;
   };
@@ -251,12 +248,14 @@ class worker {
   std::optional<io::upstream_pool> pool_;
   std::unique_ptr<routing::router> router_;
   io::worker_services services_;
+  io::drain_signal drain_;
   std::vector<listener> acceptors_;
   std::thread thread_;
 };
 
 server::server(std::shared_ptr<const config> cfg, proxy_metrics& metrics, server_options options)
     : cfg_(std::move(cfg)), metrics_(metrics), options_(std::move(options)) {
+  admin_port_.store(cfg_->admin_port);
   for (unsigned i = 0; i < std::max(1u, cfg_->workers); ++i)
     workers_.push_back(std::make_unique<worker>(*this, i));
   worker_count_ = workers_.size();
@@ -312,7 +311,41 @@ void server::start() {
 
 void server::drain() {
   if (draining_.exchange(true)) return;
-  for (auto& w : workers_) w->close_listeners();
+  for (auto& w : workers_) w->drain();
+}
+
+void server::connection_opened(direction dir) {
+  active_.fetch_add(1);
+  metrics_.connections_active(dir).Increment();
+}
+
+void server::connection_closed(direction dir) {
+  metrics_.connections_active(dir).Decrement();
+  if (active_.fetch_sub(1) != 1) return;
+  std::lock_guard lock(idle_mutex_);
+  idle_since_ = std::chrono::steady_clock::now();
+  idle_cv_.notify_all();
+}
+
+server::quiet_end server::wait_quiet(std::chrono::milliseconds quiet,
+                                     std::chrono::milliseconds timeout) const {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + timeout;
+  std::unique_lock lock(idle_mutex_);
+  for (;;) {
+    if (interrupted_) return quiet_end::interrupted;
+    const auto now = clock::now();
+    const bool idle = active_.load() == 0;
+    if (idle && now >= idle_since_ + quiet) return quiet_end::quiet;
+    if (now >= deadline) return quiet_end::timeout;
+    idle_cv_.wait_until(lock, idle ? std::min(deadline, idle_since_ + quiet) : deadline);
+  }
+}
+
+void server::interrupt() {
+  std::lock_guard lock(idle_mutex_);
+  interrupted_ = true;
+  idle_cv_.notify_all();
 }
 
 std::shared_ptr<worker_ping> server::ping() {
@@ -330,15 +363,8 @@ void server::stop() {
   workers_.clear();
 }
 
-bool wait_for_idle(const server& srv, std::chrono::milliseconds timeout,
-                   const std::function<bool()>& interrupted) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (srv.active_connections() > 0) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    if (interrupted && interrupted()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
+bool wait_for_idle(const server& srv, std::chrono::milliseconds timeout) {
+  return srv.wait_quiet(std::chrono::milliseconds(0), timeout) == server::quiet_end::quiet;
 }
 
 }  // namespace devspaces::proxy

@@ -2,9 +2,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -49,11 +51,38 @@ struct server_options {
   trace::hub* traces = nullptr;  ///< handed to connections (null when tracing is off)
 };
 
-/// Answers of one health probe: each worker loop increments `answered` when it runs the probe.
+/// Answers of one health probe: each worker loop calls answer() when it runs the probe.
 struct worker_ping {
   std::atomic<unsigned> answered{0};
   unsigned expected = 0;
   bool complete() const { return answered.load() >= expected; }
+
+  /// One worker answered; the last one runs the completion handler (on its thread).
+  void answer() {
+    if (answered.fetch_add(1) + 1 != expected) return;
+    std::function<void()> f;
+    {
+      std::lock_guard lock(mutex_);
+      f = std::move(done_);
+    }
+    if (f) f();
+  }
+  /// Runs `f` once every worker answered: at once when they have, else on the last one's
+  /// thread. Lets a prober wait on a timer instead of polling.
+  void on_complete(std::function<void()> f) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!complete()) {
+        done_ = std::move(f);
+        return;
+      }
+    }
+    f();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::function<void()> done_;
 };
 
 /// The proxy's data plane: --workers threads, each with its own io_context and SO_REUSEPORT
@@ -77,15 +106,30 @@ class server {
   std::uint16_t outbound_port() const { return outbound_port_; }
   std::uint16_t inbound_port() const { return inbound_port_; }
 
-  /// SIGTERM, step 1: marks the server draining (connections see it) and closes the listeners;
-  /// connections in flight continue.
+  /// SIGTERM: marks the server draining and fires every worker's drain signal. Both listeners
+  /// stay open (iptables still sends connections to them; a closed listener would refuse
+  /// them): outbound connections are served as usual, inbound responses get
+  /// `Connection: close` and idle inbound keep-alive connections close.
   void drain();
   /// True once drain() was called.
   bool draining() const { return draining_.load(); }
   /// Connections currently open (accepted and not yet closed).
   std::size_t active_connections() const { return active_.load(); }
 
-  /// Posts a probe to every worker loop; poll complete() to see whether all answered.
+  /// Inbound connections whose original destination has this port are refused like a loop
+  /// (the admin server is never reached through the inbound listener). Defaults to the
+  /// config's --admin-port; set it to the bound port when that was 0.
+  void set_admin_port(std::uint16_t port) { admin_port_.store(port); }
+
+  /// How wait_quiet() ended.
+  enum class quiet_end { quiet, timeout, interrupted };
+  /// Blocks until no connection has been open for `quiet`, `timeout` passed, or interrupt()
+  /// was called. Sleeps on a condition variable woken when the last connection closes.
+  quiet_end wait_quiet(std::chrono::milliseconds quiet, std::chrono::milliseconds timeout) const;
+  /// Ends a wait_quiet() now (a second signal).
+  void interrupt();
+
+  /// Posts a probe to every worker loop; complete() / on_complete() tell when all answered.
   std::shared_ptr<worker_ping> ping();
 
   /// Stops every loop, closing all remaining connections, and joins the threads. Idempotent.
@@ -93,6 +137,9 @@ class server {
 
  private:
   friend class worker;
+  void connection_opened(direction dir);
+  void connection_closed(direction dir);
+
   std::shared_ptr<const config> cfg_;
   proxy_metrics& metrics_;
   server_options options_;
@@ -102,14 +149,17 @@ class server {
   std::uint16_t inbound_port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> active_{0};
+  std::atomic<std::uint16_t> admin_port_{0};
+  mutable std::mutex idle_mutex_;
+  mutable std::condition_variable idle_cv_;
+  std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::now();
+  bool interrupted_ = false;
   std::atomic<std::uint64_t> next_id_{0};
   bool started_ = false;
   bool stopped_ = false;
 };
 
-/// Waits until no connection is left or `timeout` passes, checking `interrupted` in between
-/// (a second signal). Returns true when the server went idle in time.
-bool wait_for_idle(const server& srv, std::chrono::milliseconds timeout,
-                   const std::function<bool()>& interrupted = {});
+/// Waits until no connection is left or `timeout` passes; true when the server went idle in time.
+bool wait_for_idle(const server& srv, std::chrono::milliseconds timeout);
 
 }  // namespace devspaces::proxy

@@ -72,14 +72,12 @@ struct admin_server::impl {
   asio::awaitable<bool> healthy() {
     if (!hooks.ping) co_return true;
     auto probe = hooks.ping();
-    asio::steady_timer timer(io);
-    const auto deadline = std::chrono::steady_clock::now() + health_timeout;
-    while (!probe->complete()) {
-      if (std::chrono::steady_clock::now() >= deadline) co_return false;
-      timer.expires_after(std::chrono::milliseconds(2));
-      co_await timer.async_wait(token{});
-    }
-    co_return true;
+    // Wait for the last worker's answer or the timeout, whichever comes first (no polling).
+    auto timer = std::make_shared<asio::steady_timer>(io, health_timeout);
+    probe->on_complete(
+        [timer, ex = io.get_executor()] { asio::post(ex, [timer] { timer->cancel(); }); });
+    co_await timer->async_wait(token{});
+    co_return probe->complete();
   }
 
   asio::awaitable<response> route(const request& req, bool local_client) {

@@ -86,6 +86,7 @@ asio::awaitable<void> pump::read_loop(std::string initial) {
     auto [ec, n] = co_await sock_.async_read_some(asio::buffer(in_), token{});
     if (ec || n == 0) break;
     rx_ += n;
+    if (rx_counter_ != nullptr) rx_counter_->Increment(static_cast<double>(n));
     ok = feed(in_.data(), n);
   }
   std::vector<std::uint8_t>().swap(in_);
@@ -112,6 +113,7 @@ asio::awaitable<void> pump::write_loop() {
       auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(out_), token{});
       co_await d.finish();
       tx_ += n;
+      if (tx_counter_ != nullptr && n > 0) tx_counter_->Increment(static_cast<double>(n));
       if (ec) break;
       continue;
     }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -37,6 +38,12 @@ class pump {
   /// Bytes read from / written to the socket so far.
   std::uint64_t rx() const { return rx_; }
   std::uint64_t tx() const { return tx_; }
+  /// Counters raised as bytes are read / written (bytes_total of the client side); the bytes
+  /// fed from the sniff were counted when the sniff read them.
+  void count_into(prometheus::Counter* rx, prometheus::Counter* tx) {
+    rx_counter_ = rx;
+    tx_counter_ = tx;
+  }
 
  protected:
   /// Runs both loops until the session is over or the socket fails; `initial` is fed first
@@ -62,6 +69,8 @@ class pump {
   bool waiting_ = false;
   std::uint64_t rx_ = 0;
   std::uint64_t tx_ = 0;
+  prometheus::Counter* rx_counter_ = nullptr;
+  prometheus::Counter* tx_counter_ = nullptr;
 };
 
 }  // namespace devspaces::proxy::h2

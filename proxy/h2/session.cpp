@@ -57,6 +57,8 @@ class client_side : private limits_holder,
         ctx_(std::move(ctx)),
         timer_(sock_.get_executor()) {
     ng_ = make_session(role::server, *this, lim);
+    if (auto* m = ctx_.services->metrics)
+      count_into(&m->bytes(ctx_.dir, flow::rx), &m->bytes(ctx_.dir, flow::tx));
   }
 
   static asio::awaitable<void> serve(std::shared_ptr<client_side> self, std::string initial) {
@@ -67,10 +69,6 @@ class client_side : private limits_holder,
     auto streams = std::move(self->streams_);
     self->streams_.clear();
     for (auto& [id, ex] : streams) ex->detach_client();
-    if (auto* m = self->ctx_.services->metrics) {
-      m->bytes(self->ctx_.dir, flow::rx).Increment(static_cast<double>(self->rx()));
-      m->bytes(self->ctx_.dir, flow::tx).Increment(static_cast<double>(self->tx()));
-    }
     log()->debug("[C{}] h2 connection closed rx={} tx={}", self->ctx_.id, self->rx(), self->tx());
   }
 

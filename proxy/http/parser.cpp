@@ -129,6 +129,15 @@ struct request_line {
   bool authority_from_target = false;
 };
 
+// llhttp skips empty lines before a request line; each of them must end in CRLF too (a bare
+// LF there is answered like one inside the head). [base, msg_start) holds those lines.
+bool bare_lf_before(const char* base, const char* msg_start) {
+  if (base == nullptr || msg_start == nullptr) return false;
+  for (const char* q = base; q < msg_start; ++q)
+    if (*q == '\n' && (q == base || q[-1] != '\r')) return true;
+  return false;
+}
+
 // Checks a request line (without its CRLF) against RFC 9112 §3: method SP request-target SP
 // HTTP-version, single spaces, a target form that fits the method, "HTTP/" DIGIT "." DIGIT
 // with major 1. llhttp accepts double spaces, a missing version (HTTP/0.9) and any target on
@@ -509,6 +518,7 @@ struct parser::impl : parser::message_state {
       }
     }
     if (s.k == kind::request) {
+      if (bare_lf_before(s.base, start)) return fail(s, parse_error::bare_lf);
       const std::string_view head_text(start, head_len);
       const auto line = head_text.substr(0, head_text.find("\r\n"));
       const auto rl = check_request_line(line);
@@ -880,7 +890,7 @@ feed_result parser::feed(const char* data, std::size_t len) {
     const auto lf = seen.find('\n');
     if (lf != std::string_view::npos) {
       parse_error e = parse_error::none;
-      if (lf == 0 || seen[lf - 1] != '\r') {
+      if (bare_lf_before(s.base, s.msg_start) || lf == 0 || seen[lf - 1] != '\r') {
         e = parse_error::bare_lf;
       } else {
         e = check_request_line(seen.substr(0, lf - 1)).error;

@@ -22,13 +22,14 @@
 #include "proxy/config.hpp"
 #include "proxy/http/head_edit.hpp"
 #include "proxy/http/parser.hpp"
+#include "proxy/http/route_step.hpp"
 #include "proxy/io/connect.hpp"
+#include "proxy/io/drain_signal.hpp"
 #include "proxy/io/relay.hpp"
 #include "proxy/io/socket_util.hpp"
 #include "proxy/io/upstream_pool.hpp"
-#include "proxy/routing/router.hpp"
-#include "proxy/trace/hub.hpp"
-#include "proxy/trace/record.hpp"
+#include "proxy/logging.hpp"
+#include "proxy/trace/exchange_recorder.hpp"
 
 namespace devspaces::proxy::http {
 
@@ -42,11 +43,10 @@ namespace {
 
 constexpr std::size_t read_chunk = 16 * 1024;
 constexpr auto linger_time = std::chrono::seconds(1);
-constexpr auto drain_poll = std::chrono::milliseconds(200);
 
-std::shared_ptr<spdlog::logger> log() {
-  auto l = spdlog::get("http");
-  return l ? l : spdlog::default_logger();
+const std::shared_ptr<spdlog::logger>& log() {
+  static auto l = logger("http");
+  return l;
 }
 
 const char* status_phrase(int status) {
@@ -166,7 +166,8 @@ class session {
         ub_(cfg_.max_header_bytes + read_chunk),
         req_(parser::kind::request, cfg_.max_header_bytes),
         resp_(parser::kind::response, cfg_.max_header_bytes),
-        watchdog_(client_.get_executor()) {
+        watchdog_(client_.get_executor()),
+        rec_(ctx_.services->traces, cfg_.trace_body_bytes) {
     cb_.ensure();
     std::memcpy(cb_.base(), ctx_.initial_bytes.data(), ctx_.initial_bytes.size());
     cb_.end = ctx_.initial_bytes.size();
@@ -203,9 +204,23 @@ class session {
   void release_upstream(bool reusable);
   void arm(phase p, clock::time_point deadline);
   void begin_record();
+  // Takes what the steps after parsing need from the request head (method flags, fields as
+  // views, the trace record's request side); returns the Host value.
+  std::string_view note_request_head();
+  // Records the proxy's own error answer as the response the client got.
+  void record_answer(int status, std::size_t body_size);
   void finish_record(int status, const char* error);
-  bool draining() const {
-    return ctx_.services->draining != nullptr && ctx_.services->draining->load();
+  // Draining closes inbound connections after their exchange (the pod is going away);
+  // outbound connections are served as usual (the app may still call out while it stops).
+  bool closing() const {
+    return ctx_.dir == direction::inbound && ctx_.services->draining != nullptr &&
+           ctx_.services->draining->load();
+  }
+  void on_drain();
+  // bytes_total rises as bytes move: a scrape during a long exchange sees them.
+  void count(flow f, std::size_t n) {
+    if (metrics_ != nullptr && n > 0)
+      metrics_->bytes(ctx_.dir, f).Increment(static_cast<double>(n));
   }
   void close_client_graceful() {
     boost::system::error_code ec;
@@ -228,17 +243,20 @@ class session {
   parser resp_;
 
   asio::steady_timer watchdog_;
+  io::drain_signal::subscription drain_sub_;
   clock::time_point deadline_ = clock::time_point::max();
   phase phase_ = phase::none;
   bool fired_ = false;
   phase fired_phase_ = phase::none;
   bool stop_ = false;
+  bool kept_alive_ = false;     // an exchange ended with the connection kept open
   bool watch_pending_ = false;  // a watchdog callback is outstanding (the session must live)
 
   // Per exchange.
   clock::time_point exchange_start_ = clock::now();  // header timeout base
   clock::time_point head_done_at_{};
-  std::unique_ptr<trace::record> rec_;  // allocated per exchange only when tracing
+  trace::exchange_recorder rec_;    // builds a record only when tracing is wanted
+  std::vector<field_view> fields_;  // the request head's fields as views (reused)
   bool head_request_ = false;
   bool connect_request_ = false;
   bool request_buffered_ = true;   // the whole request still sits in cb_ (retry possible)
@@ -253,8 +271,6 @@ class session {
   int answer_status_ = 0;
   std::string answer_reason_;
   const char* answer_code_ = nullptr;
-  std::uint64_t rx_ = 0;
-  std::uint64_t tx_ = 0;
   int method_idx_ = 0;
 };
 
@@ -276,10 +292,7 @@ void session::watch() {
       if (up_) up_->cancel(ec);
       continue;
     }
-    auto wake = deadline_;
-    // An idle keep-alive connection notices a drain quickly.
-    if (phase_ == phase::request_head && cb_.end == 0) wake = std::min(wake, now + drain_poll);
-    watchdog_.expires_at(wake);
+    watchdog_.expires_at(deadline_);
     watch_pending_ = true;
     watchdog_.async_wait([this](const boost::system::error_code&) { on_watchdog(); });
     return;
@@ -289,13 +302,17 @@ void session::watch() {
 void session::on_watchdog() {
   watch_pending_ = false;
   if (stop_) return;
-  if (phase_ == phase::request_head && cb_.end == 0 && draining() && !fired_) {
-    fired_ = true;
-    fired_phase_ = phase_;
-    boost::system::error_code ec;
-    client_.cancel(ec);
-  }
   watch();
+}
+
+void session::on_drain() {
+  // Only a keep-alive connection waiting for its next request ends now; one in an exchange
+  // finishes it, and a new one gets its first request answered (with Connection: close).
+  if (stop_ || fired_ || !kept_alive_ || phase_ != phase::request_head || cb_.end != 0) return;
+  fired_ = true;
+  fired_phase_ = phase_;
+  boost::system::error_code ec;
+  client_.cancel(ec);
 }
 
 asio::awaitable<void> session::serve(std::unique_ptr<session> s) {
@@ -306,6 +323,8 @@ asio::awaitable<void> session::serve(std::unique_ptr<session> s) {
   try {
     s->prepare_exchange();
     s->watch();
+    if (s->ctx_.dir == direction::inbound && s->ctx_.services->drain != nullptr)
+      s->ctx_.services->drain->subscribe(s->drain_sub_, [p = s.get()] { p->on_drain(); });
     // (co_await kept out of conditions: GCC 12 miscompiles `if (!co_await f())` in loops.)
     while (!s->stop_) {
       if (!s->cb_.allocated()) {
@@ -321,7 +340,12 @@ asio::awaitable<void> session::serve(std::unique_ptr<session> s) {
       }
       const bool more = co_await s->exchange();
       if (!more) break;
+      s->kept_alive_ = true;
       s->prepare_exchange();
+      if (s->closing() && !s->cb_.allocated()) {  // drained while the exchange ended
+        s->close_client_graceful();
+        break;
+      }
     }
   } catch (...) {
     escaped = std::current_exception();
@@ -336,17 +360,14 @@ asio::awaitable<void> session::serve(std::unique_ptr<session> s) {
 
 void session::finish() {
   stop_ = true;
+  drain_sub_.reset();
   watchdog_.cancel();
   release_upstream(false);
-  if (metrics_ != nullptr) {
-    metrics_->bytes(ctx_.dir, flow::rx).Increment(static_cast<double>(rx_));
-    metrics_->bytes(ctx_.dir, flow::tx).Increment(static_cast<double>(tx_));
-  }
 }
 
 void session::release_upstream(bool reusable) {
   if (!up_) return;
-  if (reusable && ctx_.services->pool != nullptr && !draining()) {
+  if (reusable && ctx_.services->pool != nullptr && !closing()) {
     ctx_.services->pool->put(up_ep_, std::move(*up_));
   } else {
     io::close_quietly(*up_);
@@ -357,20 +378,37 @@ void session::release_upstream(bool reusable) {
 void session::begin_record() {
   const auto& rh = req_.head();
   if (rh.method.len > 0) method_idx_ = method_index(req_.text(rh.method));
-  if (ctx_.services->traces == nullptr || rec_ || !ctx_.services->traces->wanted()) return;
-  rec_ = std::make_unique<trace::record>();
-  auto& r = *rec_;
-  r.id = trace::next_id();
-  r.ts = std::chrono::system_clock::now();
-  r.outbound = ctx_.dir == direction::outbound;
-  r.pod = cfg_.pod_name;
-  r.space = cfg_.space;
-  r.client = io::format_endpoint(ctx_.client).view();
-  r.original_dst = io::format_endpoint(ctx_.original_dst).view();
-  // The start line spans are set as soon as they were parsed, also when the head failed.
-  r.request.method = req_.text(rh.method);
-  r.request.target = req_.text(rh.target);
-  r.request.version = req_.text(rh.version);
+  if (rec_.active() || !rec_.wanted()) return;
+  rec_.begin({ctx_.dir == direction::outbound, cfg_.pod_name, cfg_.space,
+              io::format_endpoint(ctx_.client).view(),
+              io::format_endpoint(ctx_.original_dst).view()});
+  // The start line is known as soon as it was parsed, also when the head then failed.
+  rec_.on_request_line(req_.text(rh.method), req_.text(rh.target), req_.text(rh.version));
+}
+
+std::string_view session::note_request_head() {
+  const auto& rh = req_.head();
+  const auto method = req_.text(rh.method);
+  method_idx_ = method_index(method);
+  head_request_ = method == "HEAD";
+  connect_request_ = method == "CONNECT";
+  // The authority the origin will use (an absolute-form target's, else the one Host).
+  const std::string_view host = req_.text(rh.authority);
+  fields_.clear();
+  for (const auto& f : rh.headers) fields_.emplace_back(req_.text(f.name), req_.text(f.value));
+  begin_record();
+  rec_.on_request_head({method, req_.text(rh.target), req_.text(rh.version), host, fields_});
+  rec_.on_body(trace::message_side::request, req_.body());
+  return host;
+}
+
+void session::record_answer(int status, std::size_t body_size) {
+  if (!rec_.active()) return;
+  const auto length = std::to_string(body_size);
+  const field_view fields[] = {{"content-type", "text/plain; charset=utf-8"},
+                               {"content-length", length},
+                               {"connection", "close"}};
+  rec_.on_response_head({status, status_phrase(status), "1.1", fields});
 }
 
 void session::finish_record(int status, const char* error) {
@@ -381,12 +419,7 @@ void session::finish_record(int status, const char* error) {
     metrics_->http_requests(ctx_.dir, method_idx_, cls).Increment();
     metrics_->http_duration(ctx_.dir).Observe(std::chrono::duration<double>(dur).count());
   }
-  if (rec_ && ctx_.services->traces != nullptr) {
-    rec_->duration = std::chrono::duration_cast<std::chrono::microseconds>(dur);
-    if (error != nullptr) rec_->error = error;
-    ctx_.services->traces->push(std::move(*rec_));
-  }
-  rec_.reset();
+  rec_.finish(std::chrono::duration_cast<std::chrono::microseconds>(dur), error);
 }
 
 asio::awaitable<void> session::discard_client() {
@@ -416,17 +449,8 @@ asio::awaitable<bool> session::fail(int status, std::string reason, const char* 
     arm(phase::none, clock::time_point::max());
     const auto answer = error_response(status, reason);
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(answer), token{});
-    tx_ += n;
-    if (rec_) {
-      trace::response_info r;
-      r.status = status;
-      r.reason = status_phrase(status);
-      r.version = "1.1";
-      r.headers = {{"content-type", "text/plain; charset=utf-8"},
-                   {"content-length", std::to_string(answer.size() - answer.find("\r\n\r\n") - 4)},
-                   {"connection", "close"}};
-      rec_->response = std::move(r);
-    }
+    count(flow::tx, n);
+    record_answer(status, answer.size() - answer.find("\r\n\r\n") - 4);
     finish_record(status, code);
     if (up_) io::close_with_reset(*up_), up_.reset();
     co_await linger_close();
@@ -507,13 +531,11 @@ asio::awaitable<void> session::pump_request() {
       pump_failed_ = true;
       break;
     }
-    rx_ += n;
+    count(flow::rx, n);
     cb_.end += n;
     auto r = req_.feed(cb_.base() + cb_.parsed, cb_.end - cb_.parsed);
     cb_.parsed += r.consumed;
-    if (rec_) {
-      for (auto s : req_.body()) rec_->request.body.append(s, cfg_.trace_body_bytes);
-    }
+    rec_.on_body(trace::message_side::request, req_.body());
     if (r.event == parse_event::error) {
       pump_error_ = req_.error();
       pump_failed_ = true;
@@ -606,7 +628,7 @@ asio::awaitable<void> session::relay_response() {
       // Interim response (100 Continue, 103 Early Hints): pass on, then read the final one.
       auto [ec, n] = co_await asio::async_write(
           client_, asio::buffer(ub_.base() + h.start, h.end - h.start), token{});
-      tx_ += n;
+      count(flow::tx, n);
       if (ec) {
         answer(0, "", "client_reset");
         co_return;
@@ -620,21 +642,18 @@ asio::awaitable<void> session::relay_response() {
   }
 
   const auto& h = resp_.head();
-  if (rec_) {
-    trace::response_info r;
-    r.status = h.status;
-    r.reason = resp_.text(h.reason);
-    r.version = resp_.text(h.version);
-    r.headers.reserve(h.headers.size());
-    for (const auto& f : h.headers) r.headers.emplace_back(resp_.text(f.name), resp_.text(f.value));
-    rec_->response = std::move(r);
-    for (auto s : resp_.body()) rec_->response->body.append(s, cfg_.trace_body_bytes);
+  if (rec_.active()) {
+    std::vector<field_view> fields;
+    fields.reserve(h.headers.size());
+    for (const auto& f : h.headers) fields.emplace_back(resp_.text(f.name), resp_.text(f.value));
+    rec_.on_response_head({h.status, resp_.text(h.reason), resp_.text(h.version), fields});
+    rec_.on_body(trace::message_side::response, resp_.body());
   }
   const bool tunnel = (h.status == 101 && req_.upgrade()) ||
                       (connect_request_ && h.status >= 200 && h.status < 300);
   head_edit edit;
-  if (!tunnel && (draining() || !req_.message_done() || !req_.keep_alive())) {
-    if (draining() || !req_.message_done()) force_connection_close(edit, resp_);
+  if (!tunnel && (closing() || !req_.message_done() || !req_.keep_alive())) {
+    if (closing() || !req_.message_done()) force_connection_close(edit, resp_);
   }
   arm(phase::response_body, clock::now() + cfg_.idle_timeout);
   {
@@ -645,7 +664,7 @@ asio::awaitable<void> session::relay_response() {
     if (!tunnel && ub_.parsed > h.end) bufs.emplace_back(ub_.base() + h.end, ub_.parsed - h.end);
     response_started_ = true;
     auto [ec, n] = co_await asio::async_write(client_, bufs, token{});
-    tx_ += n;
+    count(flow::tx, n);
     ub_.sent = tunnel ? h.end : ub_.parsed;
     if (ec) {
       answer(0, "", "client_reset");
@@ -669,9 +688,7 @@ asio::awaitable<void> session::relay_response() {
     if (ec || n == 0) {
       if (!ec || ec == asio::error::eof) {
         if (resp_.finish() == parse_event::message_complete) {
-          for (auto s : resp_.body()) {
-            if (rec_ && rec_->response) rec_->response->body.append(s, cfg_.trace_body_bytes);
-          }
+          rec_.on_body(trace::message_side::response, resp_.body());
           break;
         }
       }
@@ -681,16 +698,14 @@ asio::awaitable<void> session::relay_response() {
     ub_.end += n;
     auto r = resp_.feed(ub_.base() + ub_.parsed, ub_.end - ub_.parsed);
     ub_.parsed += r.consumed;
-    if (rec_ && rec_->response) {
-      for (auto s : resp_.body()) rec_->response->body.append(s, cfg_.trace_body_bytes);
-    }
+    rec_.on_body(trace::message_side::response, resp_.body());
     if (r.event == parse_event::error) {
       answer(0, "", "bad_response");
       co_return;
     }
     auto [wec, wn] = co_await asio::async_write(
         client_, asio::buffer(ub_.base() + ub_.sent, ub_.parsed - ub_.sent), token{});
-    tx_ += wn;
+    count(flow::tx, wn);
     ub_.sent = ub_.parsed;
     if (wec) {
       answer(0, "", "client_reset");
@@ -719,7 +734,7 @@ void session::prepare_exchange() {
     req_.release();
     resp_.release();
   }
-  rec_.reset();
+  rec_.discard();
   head_done_at_ = {};
   fired_ = false;
   request_buffered_ = true;
@@ -774,32 +789,12 @@ asio::awaitable<bool> session::exchange() {
       io::close_quietly(client_);
       co_return false;
     }
-    rx_ += n;
+    count(flow::rx, n);
     cb_.end += n;
   }
   head_done_at_ = clock::now();
   const auto& rh = req_.head();
-  const auto method = req_.text(rh.method);
-  method_idx_ = method_index(method);
-  head_request_ = method == "HEAD";
-  connect_request_ = method == "CONNECT";
-  // The authority the origin will use (an absolute-form target's, else the one Host).
-  const std::string_view host = req_.text(rh.authority);
-  std::vector<routing::header_ref> fields;
-  fields.reserve(rh.headers.size());
-  for (const auto& f : rh.headers) {
-    fields.emplace_back(req_.text(f.name), req_.text(f.value));
-  }
-  begin_record();
-  if (rec_) {
-    auto& r = *rec_;
-    r.request.host = host;
-    r.request.headers.reserve(rh.headers.size() + 1);
-    for (const auto& f : rh.headers) {
-      r.request.headers.emplace_back(req_.text(f.name), req_.text(f.value));
-    }
-    for (auto s : req_.body()) r.request.body.append(s, cfg_.trace_body_bytes);
-  }
+  const auto authority = note_request_head();
 
   // A body error in bytes already buffered is caught before anything is forwarded.
   if (req_.error() != parse_error::none) {
@@ -814,25 +809,17 @@ asio::awaitable<bool> session::exchange() {
   tcp::endpoint target = ctx_.original_dst;
   if (ctx_.services->router != nullptr) {
     arm(phase::none, clock::time_point::max());
-    routing::route_result rr;
-    if (ctx_.dir == direction::inbound) {
-      rr = ctx_.services->router->route_inbound(host, fields);
-    } else {
-      rr = co_await ctx_.services->router->route_outbound(host, fields);
+    auto rr = co_await route_request(ctx_.services->router, ctx_.dir, cfg_.route_header, authority,
+                                     fields_, ctx_.original_dst);
+    std::optional<field_view> added;
+    if (rr.add_field) {
+      add_header(edit, req_, rr.add_field->first, rr.add_field->second);
+      added.emplace(rr.add_field->first, rr.add_field->second);
     }
-    if (rr.insert_header && rr.route_as) {
-      add_header(edit, req_, cfg_.route_header, *rr.route_as);
-      if (rec_) rec_->request.headers.emplace_back(cfg_.route_header, *rr.route_as);
-    }
-    if (rr.target) target = tcp::endpoint(*rr.target, ctx_.original_dst.port());
-    if (rec_) {
-      rec_->route_as = rr.route_as;
-      rec_->route_as_source = rr.source;
-      rec_->route = std::move(rr.decision);
-      if (rr.trace) rec_->trace_id = rr.trace->hex();
-    }
+    target = rr.target;
+    rec_.on_route(rr.route_as, rr.source, std::move(rr.decision), added, std::move(rr.trace_id));
   }
-  if (rec_) rec_->upstream = io::format_endpoint(target).view();
+  if (rec_.active()) rec_.on_upstream(io::format_endpoint(target).view());
 
   // ---- upstream, forward the head and what was buffered of the body
   for (int attempt = 0;; ++attempt) {
@@ -918,7 +905,7 @@ asio::awaitable<bool> session::exchange() {
   }
   const bool req_done = req_.message_done();
   const bool client_keep = req_done && response_done_ && req_.keep_alive() && resp_.keep_alive() &&
-                           !draining() && !fired_;
+                           !closing() && !fired_;
   const bool up_keep = req_done && response_done_ && resp_.keep_alive() && req_.keep_alive() &&
                        ub_.parsed == ub_.end;
   if (!up_keep && up_) {

@@ -23,6 +23,7 @@ class hub;
 namespace devspaces::proxy::io {
 
 class upstream_pool;
+class drain_signal;
 
 /// Per-worker services a connection uses. Owned by the worker; outlives every connection on it.
 struct worker_services {
@@ -31,7 +32,8 @@ struct worker_services {
   routing::router* router = nullptr;            ///< null until routing is wired
   trace::hub* traces = nullptr;                 ///< null when tracing is off
   upstream_pool* pool = nullptr;                ///< idle upstream HTTP connections of this worker
-  const std::atomic<bool>* draining = nullptr;  ///< set on SIGTERM: finish, then close
+  const std::atomic<bool>* draining = nullptr;  ///< set on SIGTERM (read at decision points)
+  drain_signal* drain = nullptr;                ///< fired on SIGTERM (wakes idle connections)
   /// Raw relays switch a direction to splice(2) after this many bytes (see io::relay_options).
   std::size_t splice_after = 256 * 1024;
 };

@@ -243,10 +243,16 @@ asio::awaitable<void> watchdog(relay_state& st) {
   }
 }
 
-/// Sends bytes read before the relay started; false when the write failed.
+/// Sends bytes read before the relay started; false when the write failed. Bytes from the
+/// client were counted in bytes_total when they were read; bytes to the client count now.
 asio::awaitable<bool> send_initial(relay_state& st, const one_way& w, const std::string& bytes) {
   if (bytes.empty()) co_return true;
-  account(st, w, bytes.size());
+  if (w.from_client) {
+    st.last_activity = clock::now();
+    w.total += bytes.size();
+  } else {
+    account(st, w, bytes.size());
+  }
   co_return co_await write_all(st, w, bytes.data(), bytes.size());
 }
 

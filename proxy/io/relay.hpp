@@ -32,7 +32,8 @@ struct relay_options {
   proxy_metrics* metrics = nullptr;  ///< bytes_total{direction,flow} when set
   direction dir = direction::outbound;
   std::uint64_t id = 0;  ///< connection id, for logs
-  /// Bytes already read from the client (sniffing, a parsed head): sent upstream first.
+  /// Bytes already read from the client (sniffing, a parsed head): sent upstream first. Not
+  /// added to bytes_total{flow="rx"} again: whoever read them counted them.
   std::string initial_client_bytes;
   /// Bytes already read from the upstream: sent to the client first.
   std::string initial_upstream_bytes;

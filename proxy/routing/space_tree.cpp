@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 
+#include "proxy/logging.hpp"
 #include "proxy/routing/names.hpp"
 
 namespace devspaces::proxy::routing {
@@ -16,8 +17,7 @@ namespace devspaces::proxy::routing {
 namespace {
 
 std::shared_ptr<spdlog::logger> logger() {
-  auto l = spdlog::get("routing");
-  return l ? l : spdlog::default_logger();
+  return proxy::logger("routing");
 }
 
 // Checks that every chain ends at a root within max_chain_levels levels.

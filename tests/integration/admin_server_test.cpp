@@ -122,5 +122,43 @@ TEST_F(admin_fixture, keep_alive_serves_several_requests_on_one_connection) {
   }));
 }
 
+/// The value of one sample line of /metrics (`name{labels}`), or -1 when it is missing.
+double scrape(std::uint16_t admin_port, const std::string& sample) {
+  const auto text = get(admin_port, "/metrics").body;
+  const auto at = text.find(sample + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + sample.size() + 1));
+}
+
+TEST_F(admin_fixture, bytes_total_rises_during_an_open_keep_alive_exchange) {
+  // Through the listener, the sniff window and the HTTP session: the 200000-byte body and its
+  // head are in bytes_total{rx} to the byte while the exchange is still open, and the response
+  // is in {tx} while the keep-alive connection stays open.
+  std::atomic<bool> body_in{false};
+  std::atomic<bool> answer{false};
+  const std::string head = "POST /up HTTP/1.1\r\nHost: svc\r\nContent-Length: 200000\r\n\r\n";
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  upstream_server up([&](fd_socket& s, const sockaddr_in&) {
+    if (s.read_exact(head.size() + 200000).size() != head.size() + 200000) return;
+    body_in = true;
+    if (!wait_for([&] { return answer.load(); })) return;
+    s.send_all(ok);
+    s.read_until_eof();
+  });
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  ASSERT_TRUE(c.send_all(head + std::string(200000, 'x')));
+  ASSERT_TRUE(wait_for([&] { return body_in.load(); }));
+  const std::string rx = R"(devspaces_proxy_bytes_total{direction="outbound",flow="rx"})";
+  const std::string tx = R"(devspaces_proxy_bytes_total{direction="outbound",flow="tx"})";
+  EXPECT_EQ(scrape(admin->port(), rx), static_cast<double>(head.size() + 200000));
+  EXPECT_EQ(scrape(admin->port(), tx), 0);
+  answer = true;
+  EXPECT_EQ(c.read_exact(ok.size()), ok);
+  EXPECT_TRUE(
+      wait_for([&] { return scrape(admin->port(), tx) == static_cast<double>(ok.size()); }));
+  EXPECT_EQ(proxy.server().active_connections(), 1u);  // still the open keep-alive connection
+}
+
 }  // namespace
 }  // namespace devspaces::test

@@ -16,6 +16,7 @@
 
 #include "proxy/routing/router.hpp"
 #include "proxy/server.hpp"
+#include "proxy/trace/hub.hpp"
 #include "tests/proxy/routing/dns_responder.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -110,6 +111,7 @@ struct routing_server : ::testing::Test {
   std::shared_ptr<config> cfg = std::make_shared<config>();
   std::shared_ptr<routing::space_tree_holder> tree;
   std::unique_ptr<server> srv;
+  std::unique_ptr<trace::hub> traces;
 
   void start(unsigned workers) {
     original = std::make_unique<named_origin>("original", "127.0.0.3", 0);
@@ -121,7 +123,9 @@ struct routing_server : ::testing::Test {
     cfg->parent_spaces = {"default"};
     tree = std::make_shared<routing::space_tree_holder>(
         routing::build_space_tree(cfg->space, cfg->parent_spaces, "").tree);
+    traces = std::make_unique<trace::hub>(trace::make_hub_options(*cfg), &metrics);
     server_options opts;
+    opts.traces = traces.get();
     opts.outbound_addresses = {asio::ip::make_address("127.0.0.1")};
     opts.inbound_addresses = {asio::ip::make_address("127.0.0.1")};
     auto dst = tcp::endpoint(asio::ip::make_address("127.0.0.3"), original->port());
@@ -194,6 +198,36 @@ TEST_F(routing_server, SlowDnsDoesNotStallOtherRequests) {
   // The slow candidate times out (500 ms); the parent level, asked at the same time, has no
   // record either, so the request goes to the original destination.
   EXPECT_EQ(slow.get(), "original route-as=azureuser");
+}
+
+TEST_F(routing_server, SlowClientIsStillRoutedAndTraced) {
+  // The client connects, waits 500 ms (well past the 100 ms sniff window; the proxy has
+  // connected to the original destination meanwhile, which stays silent), then sends a routed
+  // request: it is parsed, routed to the parent space's service and traced like any other.
+  start(1);
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), srv->outbound_port()));
+  std::this_thread::sleep_for(500ms);  // the scenario under test: a client slow to speak
+  const std::string req =
+      "GET /late HTTP/1.1\r\nHost: serviceb\r\nazds-route-as: azureuser\r\n"
+      "Connection: close\r\n\r\n";
+  asio::write(s, asio::buffer(req));
+  std::string resp;
+  boost::system::error_code ec;
+  char buf[4096];
+  while (!ec) {
+    auto n = s.read_some(asio::buffer(buf), ec);
+    resp.append(buf, n);
+  }
+  EXPECT_NE(resp.find("\r\n\r\nserviceb.default route-as=azureuser"), std::string::npos) << resp;
+  EXPECT_EQ(metrics.route_decisions(route_outcome::parent).Value(), 1);
+  EXPECT_EQ(metrics.connections(direction::outbound, protocol::http).Value(), 1);
+  ASSERT_TRUE(test::wait_for([&] { return traces->recorded() == 1; }));
+  const auto json = traces->last(1)[0].json->text();
+  EXPECT_NE(json.find(R"("target":"/late")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("route_as":"azureuser")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("decision":"parent")"), std::string::npos) << json;
 }
 
 }  // namespace

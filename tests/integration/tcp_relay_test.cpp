@@ -172,15 +172,19 @@ TEST(tcp_relay, http_and_binary_first_bytes_are_classified_and_counted) {
   }
   {
     auto c = connect_to(proxy.outbound_port());
+    // The HTTP/2 preface goes to the HTTP/2 path: the proxy answers with its own SETTINGS.
     std::string h2 = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     c.send_all(h2);
     c.shutdown_send();
-    EXPECT_EQ(c.read_until_eof().data, h2);
+    auto got = c.read_until_eof().data;
+    ASSERT_GE(got.size(), 9u);
+    EXPECT_EQ(got[3], '\x04');  // frame type SETTINGS
   }
   ASSERT_TRUE(proxy.wait_idle());
   auto& m = proxy.metrics();
   EXPECT_EQ(m.connections(direction::outbound, protocol::http).Value(), 1);
-  EXPECT_EQ(m.connections(direction::outbound, protocol::tcp).Value(), 2);
+  EXPECT_EQ(m.connections(direction::outbound, protocol::tcp).Value(), 1);
+  EXPECT_EQ(m.connections(direction::outbound, protocol::h2).Value(), 1);
   EXPECT_EQ(m.connections_active(direction::outbound).Value(), 0);
   EXPECT_GE(m.bytes(direction::outbound, flow::rx).Value(), 10 + 24);
   EXPECT_GE(m.bytes(direction::outbound, flow::tx).Value(), 10 + 24);
@@ -509,17 +513,28 @@ TEST(tcp_relay, client_silent_until_the_early_upstream_connect_is_relayed) {
   }
 }
 
-TEST(tcp_relay, drain_closes_listeners_and_lets_open_connections_finish) {
+TEST(tcp_relay, drain_keeps_listeners_open_and_lets_open_connections_finish) {
   upstream_server up(echo());
   proxy_under_test proxy;
   proxy.set_target(up.endpoint());
   auto c = connect_to(proxy.outbound_port());
-  c.send_all("before");
-  EXPECT_EQ(c.read_exact(6), "before");
+  c.send_all(
+      "\x16"
+      "before");
+  EXPECT_EQ(c.read_exact(7),
+            "\x16"
+            "before");
 
   proxy.server().drain();
   EXPECT_TRUE(proxy.server().draining());
-  EXPECT_TRUE(wait_for([&] { return !connect_to(proxy.outbound_port()); }));
+  // iptables still sends connections here: they are accepted and relayed, never refused.
+  for (auto port : {proxy.outbound_port(), proxy.inbound_port()}) {
+    auto late = connect_to(port);
+    ASSERT_TRUE(late);
+    late.set_timeout(5s);
+    ASSERT_TRUE(late.send_all("\x16late"));
+    EXPECT_EQ(late.read_exact(5), "\x16late");
+  }
   EXPECT_FALSE(proxy::wait_for_idle(proxy.server(), 100ms));  // the open one is still in flight
 
   c.send_all("during drain");
@@ -527,6 +542,38 @@ TEST(tcp_relay, drain_closes_listeners_and_lets_open_connections_finish) {
   c.shutdown_send();
   EXPECT_TRUE(c.read_until_eof().eof);
   EXPECT_TRUE(proxy::wait_for_idle(proxy.server(), 10s));
+  EXPECT_EQ(proxy.server().wait_quiet(100ms, 10s), proxy::server::quiet_end::quiet);
+}
+
+TEST(tcp_relay, wait_quiet_ends_at_the_timeout_or_when_interrupted) {
+  upstream_server up(echo());
+  proxy_under_test proxy;
+  proxy.set_target(up.endpoint());
+  auto c = connect_to(proxy.outbound_port());
+  c.send_all("\x16open");
+  EXPECT_EQ(c.read_exact(5), "\x16open");
+  EXPECT_EQ(proxy.server().wait_quiet(1s, 200ms), proxy::server::quiet_end::timeout);
+  std::thread second([&] { proxy.server().interrupt(); });
+  EXPECT_EQ(proxy.server().wait_quiet(1s, 30s), proxy::server::quiet_end::interrupted);
+  second.join();
+}
+
+TEST(tcp_relay, inbound_connection_to_the_admin_port_is_refused) {
+  // A connection arriving from outside the pod for the admin port is never relayed there.
+  upstream_server admin([](fd_socket& s, const sockaddr_in&) { s.send_all("admin"); });
+  proxy_under_test proxy;
+  proxy.server().set_admin_port(admin.port());
+  proxy.set_target(admin.endpoint());
+  auto c = connect_to(proxy.inbound_port());
+  c.set_timeout(5s);
+  auto r = c.read_until_eof();
+  EXPECT_TRUE(r.data.empty());
+  EXPECT_TRUE(r.eof || r.error == ECONNRESET);
+  EXPECT_EQ(admin.accepted(), 0);
+  // Outbound to the same port (the app calling a local admin) is not a loop.
+  auto o = connect_to(proxy.outbound_port());
+  o.set_timeout(5s);
+  EXPECT_EQ(o.read_exact(5), "admin");
 }
 
 TEST(tcp_relay, out_of_descriptors_on_accept_backs_off_and_recovers) {

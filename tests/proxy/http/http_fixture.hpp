@@ -28,6 +28,7 @@
 #include "proxy/config.hpp"
 #include "proxy/http/session.hpp"
 #include "proxy/io/connection_context.hpp"
+#include "proxy/io/drain_signal.hpp"
 #include "proxy/io/upstream_pool.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/routing/router.hpp"
@@ -168,6 +169,7 @@ class proxy_harness {
     services_.pool = &pool_;
     services_.traces = &hub_;
     services_.draining = &draining_;
+    services_.drain = &drain_;
     port_ = acceptor_.local_endpoint().port();
     asio::co_spawn(ioc_, accept_loop(), [](std::exception_ptr) {});
     thread_ = std::thread([this] { ioc_.run(); });
@@ -185,7 +187,11 @@ class proxy_harness {
   std::uint16_t port() const { return port_; }
   void set_upstream(std::uint16_t port) { dst_.store(port); }
   void set_router(proxy::routing::router* r) { services_.router = r; }
-  void set_draining(bool d) { draining_.store(d); }
+  /// Starts draining as SIGTERM does: the flag, then the worker's drain signal on its thread.
+  void set_draining(bool d) {
+    draining_.store(d);
+    if (d) asio::post(ioc_, [this] { drain_.fire(); });
+  }
   proxy::proxy_metrics& metrics() { return metrics_; }
   proxy::trace::hub& hub() { return hub_; }
   asio::io_context& ioc() { return ioc_; }
@@ -222,6 +228,7 @@ class proxy_harness {
   proxy::io::upstream_pool pool_;
   proxy::trace::hub hub_;
   std::atomic<bool> draining_{false};
+  proxy::io::drain_signal drain_;
   proxy::io::worker_services services_;
   tcp::acceptor acceptor_;
   proxy::direction dir_;

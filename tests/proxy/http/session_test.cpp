@@ -356,7 +356,7 @@ TEST(session, connect_becomes_a_tunnel_after_2xx) {
 }
 
 TEST(session, draining_adds_connection_close_and_ends_connection) {
-  env e;
+  env e(fast_config(), proxy::direction::inbound);
   auto c = e.client();
   e.proxy.set_draining(true);
   ASSERT_TRUE(send_all(c.get(), "GET / HTTP/1.1\r\nHost: svc\r\n\r\n"));
@@ -371,7 +371,7 @@ TEST(session, draining_adds_connection_close_and_ends_connection) {
 }
 
 TEST(session, idle_keep_alive_connection_closes_when_draining_starts) {
-  env e;
+  env e(fast_config(), proxy::direction::inbound);
   auto c = e.client();
   ASSERT_TRUE(send_all(c.get(), "GET / HTTP/1.1\r\nHost: svc\r\n\r\n"));
   auto u = e.up.accept();
@@ -383,6 +383,51 @@ TEST(session, idle_keep_alive_connection_closes_when_draining_starts) {
   bool eof = false;
   EXPECT_EQ(recv_to_eof(c.get(), 3s, &eof), "");
   EXPECT_TRUE(eof);
+}
+
+TEST(session, outbound_keep_alive_is_served_as_usual_while_draining) {
+  // The app may still call out while the pod stops: its connections keep working.
+  env e;
+  auto c = e.client();
+  ASSERT_TRUE(send_all(c.get(), "GET / HTTP/1.1\r\nHost: svc\r\n\r\n"));
+  auto u = e.up.accept();
+  ASSERT_TRUE(u);
+  recv_head(u.get());
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+  e.proxy.set_draining(true);
+  // The idle connection stays open and its next request is answered without Connection: close.
+  ASSERT_TRUE(send_all(c.get(), "GET /2 HTTP/1.1\r\nHost: svc\r\n\r\n"));
+  EXPECT_EQ(recv_head(u.get()), "GET /2 HTTP/1.1\r\nHost: svc\r\n\r\n");
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+  ASSERT_TRUE(send_all(c.get(), "GET /3 HTTP/1.1\r\nHost: svc\r\n\r\n"));
+  EXPECT_EQ(recv_head(u.get()), "GET /3 HTTP/1.1\r\nHost: svc\r\n\r\n");
+}
+
+TEST(session, bytes_total_rises_during_a_keep_alive_exchange) {
+  // Counted per read and write: a 200000-byte body is in bytes_total{rx} while the response is
+  // still outstanding, to the byte, and the response is in {tx} while the connection stays open.
+  env e;
+  auto c = e.client();
+  const std::string head = "POST /up HTTP/1.1\r\nHost: svc\r\nContent-Length: 200000\r\n\r\n";
+  ASSERT_TRUE(send_all(c.get(), head));
+  ASSERT_TRUE(send_all(c.get(), std::string(200000, 'b')));
+  auto u = e.up.accept();
+  ASSERT_TRUE(u);
+  EXPECT_EQ(recv_n(u.get(), head.size() + 200000, 10s).size(), head.size() + 200000);
+  auto rx = [&] {
+    return e.proxy.metrics().bytes(proxy::direction::outbound, proxy::flow::rx).Value();
+  };
+  auto tx = [&] {
+    return e.proxy.metrics().bytes(proxy::direction::outbound, proxy::flow::tx).Value();
+  };
+  EXPECT_EQ(rx(), static_cast<double>(head.size() + 200000));
+  EXPECT_EQ(tx(), 0);
+  ASSERT_TRUE(send_all(u.get(), ok5));
+  EXPECT_EQ(recv_n(c.get(), ok5.size()), ok5);
+  EXPECT_TRUE(wait_for([&] { return tx() == static_cast<double>(ok5.size()); }));
+  EXPECT_EQ(e.proxy.sessions_done(), 0u);  // still open
 }
 
 TEST(session, trace_record_keeps_a_body_prefix) {

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "proxy/exchange.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/routing/decision.hpp"
+
+namespace devspaces::proxy::routing {
+class router;
+}
+
+namespace devspaces::proxy::http {
+
+/// What the route step decided for one request, whatever its protocol.
+struct route_step_result {
+  /// Where to connect: the routed address on the original destination's port, or the
+  /// original destination itself.
+  boost::asio::ip::tcp::endpoint target;
+  /// A field to add to the forwarded request (inbound: the route header), else empty.
+  std::optional<std::pair<std::string, std::string>> add_field;
+  std::optional<std::string> route_as;
+  routing::route_source source = routing::route_source::none;
+  routing::route_decision decision;
+  /// The trace id of the request's `traceparent` (32 hex digits), when it has a valid one.
+  std::optional<std::string> trace_id;
+};
+
+/// The route step of an exchange (HTTP/1 request or HTTP/2 stream): hands the request's fields (the
+/// carriers: route header, `baggage`, `kubernetes-route-as`, `traceparent`) and asks the router
+/// with the request's authority and direction. The one place that calls the router, so the carriers
+/// it reads grow here. With no router the request goes to `original_dst`. Never throws.
+boost::asio::awaitable<route_step_result> route_request(
+    routing::router* router, direction dir, std::string_view route_header,
+    std::string_view authority, std::span<const field_view> fields,
+    boost::asio::ip::tcp::endpoint original_dst);
+
+}  // namespace devspaces::proxy::http

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "proxy/exchange.hpp"
+#include "proxy/routing/decision.hpp"
+#include "proxy/trace/record.hpp"
+
+namespace devspaces::proxy::trace {
+
+class hub;
+
+/// Who saw an exchange: the fixed part of every record of one connection.
+struct exchange_identity {
+  bool outbound = false;
+  std::string_view pod;
+  std::string_view space;
+  std::string_view client;        ///< "ip:port"
+  std::string_view original_dst;  ///< "ip:port"
+};
+
+/// Which message of the exchange a body or trailer belongs to.
+enum class message_side { request, response };
+
+/// Builds the trace record of one exchange step by step, for any protocol. When tracing is off
+/// (no sink, or the sink wants nothing) begin() allocates nothing and every other call returns
+/// at once: the data path calls it unconditionally and never touches a record itself.
+class exchange_recorder {
+ public:
+  /// `sink` may be null (tracing off). `body_limit` is --trace-body-bytes.
+  exchange_recorder(hub* sink, std::size_t body_limit) : sink_(sink), body_limit_(body_limit) {}
+
+  /// Starts a record for the next exchange when the sink wants one; idempotent.
+  void begin(const exchange_identity& who);
+  /// True when begin() would start a record now (tracing on and someone to read it).
+  bool wanted() const;
+  /// True while a record is being built.
+  bool active() const { return rec_ != nullptr; }
+
+  /// The request line, as far as it was parsed (also for a head that then failed).
+  void on_request_line(std::string_view method, std::string_view target, std::string_view version);
+  /// The whole request head (start line, authority, fields as received).
+  void on_request_head(const request_view& head);
+  /// The route step's answer; `added` is a field the proxy inserted into the request;
+  /// `trace_id` the request's `traceparent` trace id.
+  void on_route(const std::optional<std::string>& route_as, routing::route_source source,
+                routing::route_decision decision, std::optional<field_view> added,
+                std::optional<std::string> trace_id = std::nullopt);
+  /// The upstream actually used ("ip:port").
+  void on_upstream(std::string_view endpoint);
+  /// The response head the client gets (the upstream's, or the proxy's own error answer).
+  void on_response_head(const response_view& head);
+  /// Body bytes of one side, in order, as they stream (a prefix is kept, all are counted).
+  void on_body(message_side side, std::span<const char> bytes);
+  /// Several body segments at once (what one parser feed produced).
+  void on_body(message_side side, std::span<const std::span<const char>> segments) {
+    if (!rec_) return;
+    for (auto s : segments) on_body(side, s);
+  }
+  /// Trailer fields of one side (recorded as fields of that message after its head).
+  void on_trailers(message_side side, std::span<const field_view> fields);
+  /// Ends the record: duration, error code (null when none), then hands it to the sink.
+  void finish(std::chrono::microseconds duration, const char* error);
+  /// Drops a record being built without publishing it.
+  void discard() { rec_.reset(); }
+
+ private:
+  hub* sink_;
+  std::size_t body_limit_;
+  std::unique_ptr<record> rec_;  // only while an exchange is traced
+};
+
+}  // namespace devspaces::proxy::trace
