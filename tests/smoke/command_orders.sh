@@ -15,8 +15,10 @@ fresh_copy() {
   local dir=$scratch/$1
   mkdir -p "$dir"
   if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+    # One tar reading the whole list (xargs would split a long list into several archives, and
+    # the extracting tar stops at the first one's end).
     git -C "$root" ls-files -z --cached --others --exclude-standard |
-      (cd "$root" && xargs -0 tar --ignore-failed-read -cf - 2>/dev/null) | tar -xf - -C "$dir"
+      (cd "$root" && tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | tar -xf - -C "$dir"
   else
     tar -C "$root" --exclude=./build -cf - . | tar -xf - -C "$dir"
   fi
