@@ -201,19 +201,22 @@ TEST_F(conformance, request_vectors) {
   EXPECT_GT(ran, 100u);
 }
 
-// Vectors that reach the parser only when the sniff sends every token method, leading empty
-// lines and tab-separated lines to it.
+// Vectors that reach the parser only because the sniff sends every token method (any case),
+// leading empty lines and tab-separated request lines to it. One of them stays raw TCP by the
+// sniff rule itself: "G(T" is not a token followed by whitespace, so no HTTP/1 reading of it is
+// assumed and it is relayed byte for byte like any other non-HTTP stream.
 TEST_F(conformance, request_vectors_past_the_sniff) {
-  std::size_t skipped = 0;
+  std::size_t ran = 0;
   for (const auto& v : *vectors_) {
     if (!v.sniff) continue;
     if (proxy::classify_first_bytes(v.request) == proxy::sniff_verdict::tcp) {
-      ++skipped;
+      EXPECT_EQ(v.name, "separator in method") << "classified as raw TCP";
       continue;
     }
     check(v);
+    ++ran;
   }
-  if (skipped > 0) GTEST_SKIP() << skipped << " vectors need the sniff to send them to HTTP";
+  EXPECT_EQ(ran, 8u);
 }
 
 }  // namespace
