@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <type_traits>
 #include <utility>
@@ -18,7 +20,6 @@
 #include <boost/asio/detail/fenced_block.hpp>
 #include <boost/asio/detail/handler_alloc_helpers.hpp>
 #include <boost/asio/detail/handler_work.hpp>
-#include <boost/asio/detail/reactive_wait_op.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
@@ -49,11 +50,12 @@ template <typename Token>
 auto async_read_some_drained(boost::asio::ip::tcp::socket& socket,
                              boost::asio::mutable_buffer buffer, Token&& token);
 
-/// Waits until `socket` may have something to read (data, EOF or an error) without a system call
-/// of its own: queued behind the registered EPOLLIN when the last read was a drained one and no
-/// edge came since, else complete at once (then the next read tries `recv` first, as Asio's
-/// reads always do). Unlike `async_wait(wait_read)` it never re-arms the descriptor. Cancelled by
-/// `socket.cancel()`/`close()` and by per-operation cancellation (`operation_aborted`).
+/// Waits until `socket` has something to read (data, EOF or an error). After a drained read with
+/// no edge since, it is queued behind the registered EPOLLIN and completed by the next edge
+/// without any system call; otherwise it first looks once with `recv(MSG_PEEK)` (after a read
+/// that was not drained, e.g. by Asio's own read). Unlike `async_wait(wait_read)` it never
+/// re-arms the descriptor (`epoll_ctl`). Cancelled by `socket.cancel()`/`close()` and by
+/// per-operation cancellation (`operation_aborted`).
 template <typename Token>
 auto async_wait_readable(boost::asio::ip::tcp::socket& socket, Token&& token);
 
@@ -133,6 +135,56 @@ class drained_recv_op : public det::reactor_op {
   det::handler_work<Handler, IoExecutor> work_;
 };
 
+/// True while this thread is inside start_read_op()'s reactor call: a perform() then is the
+/// reactor's speculative attempt, any other is the reactor reporting an edge.
+inline thread_local bool starting_op = false;
+
+/// Waits for readability. Started when the reactor has seen an edge since the last drained read
+/// (it may or may not have bytes), it looks once with recv(MSG_PEEK) and waits if nothing is
+/// there; completed by an edge, it makes no call at all.
+template <typename Handler, typename IoExecutor>
+class ready_wait_op : public det::reactor_op {
+ public:
+  BOOST_ASIO_DEFINE_HANDLER_PTR(ready_wait_op);
+
+  ready_wait_op(det::socket_type fd, Handler& handler, const IoExecutor& io_ex)
+      : det::reactor_op(boost::system::error_code(), &ready_wait_op::do_perform,
+                        &ready_wait_op::do_complete),
+        fd_(fd),
+        handler_(std::move(handler)),
+        work_(handler_, io_ex) {}
+
+  static status do_perform(det::reactor_op* base) {
+    if (!starting_op) return done;  // an edge: data, EOF or an error is there
+    auto* o = static_cast<ready_wait_op*>(base);
+    char c;
+    std::size_t n = 0;
+    boost::system::error_code ec;
+    if (!det::socket_ops::non_blocking_recv1(o->fd_, &c, 1, MSG_PEEK, true, ec, n))
+      return not_done;  // nothing yet: wait for the edge
+    return done;        // bytes, EOF or an error: the read will see them
+  }
+
+  static void do_complete(void* owner, det::operation* base, const boost::system::error_code&,
+                          std::size_t) {
+    auto* o = static_cast<ready_wait_op*>(base);
+    ptr p = {det::addressof(o->handler_), o, o};
+    det::handler_work<Handler, IoExecutor> w(std::move(o->work_));
+    det::binder1<Handler, boost::system::error_code> handler(o->handler_, o->ec_);
+    p.h = det::addressof(handler.handler_);
+    p.reset();
+    if (owner) {
+      det::fenced_block b(det::fenced_block::half);
+      w.complete(handler, handler.handler_);
+    }
+  }
+
+ private:
+  det::socket_type fd_;
+  Handler handler_;
+  det::handler_work<Handler, IoExecutor> work_;
+};
+
 /// Starts `op` (built by make(handler, fd)) on the socket's read queue, speculation allowed.
 /// False (nothing started, handler untouched) when the socket cannot take it.
 template <typename Op, typename Handler>
@@ -157,8 +209,10 @@ bool start_read_op(boost::asio::ip::tcp::socket& socket, Handler& h, auto&& make
   if (slot.is_connected())
     p.p->cancellation_key_ =
         &slot.template emplace<cancel_read>(&reactor, &impl.reactor_data_, impl.socket_);
+  starting_op = true;
   reactor.start_op(det::reactor::read_op, impl.socket_, impl.reactor_data_, p.p, is_continuation,
                    true);
+  starting_op = false;
   p.v = p.p = 0;
   return true;
 }
@@ -192,11 +246,11 @@ struct initiate_wait {
 #ifdef DEVSPACES_READY_READ_REACTOR
     using handler_t = std::decay_t<Handler>;
     using executor_t = boost::asio::ip::tcp::socket::executor_type;
-    using op = det::reactive_wait_op<handler_t, executor_t>;
+    using op = ready_wait_op<handler_t, executor_t>;
     handler_t h(std::forward<Handler>(handler));
     const auto ex = socket->get_executor();
-    if (start_read_op<op>(*socket, h, [&](void* mem, handler_t& hh, det::socket_type) {
-          return new (mem) op(boost::system::error_code(), hh, ex);
+    if (start_read_op<op>(*socket, h, [&](void* mem, handler_t& hh, det::socket_type fd) {
+          return new (mem) op(fd, hh, ex);
         }))
       return;
     socket->async_wait(boost::asio::socket_base::wait_read, std::move(h));

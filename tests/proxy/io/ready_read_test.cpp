@@ -115,6 +115,30 @@ TEST_F(ready_read_test, wait_sees_bytes_that_came_before_it_started) {
   EXPECT_EQ(client.read_some(asio::buffer(buf)), 5u);
 }
 
+TEST_F(ready_read_test, after_a_read_that_was_not_drained_the_wait_looks_once_then_sleeps) {
+  // Asio's own read leaves the reactor's "maybe readable" flag set (as a sniffing read does
+  // before a session takes over): the wait must not complete until bytes come.
+  std::optional<std::size_t> got;
+  client.async_read_some(asio::buffer(buf), [&](error_code, std::size_t n) { got = n; });
+  io.restart();
+  io.poll();
+  asio::write(server, asio::buffer("q", 1));
+  run_until([&] { return got.has_value(); });
+  const int rc = recv_calls.load();
+  std::optional<error_code> result;
+  async_wait_readable(client, [&](error_code ec) { result = ec; });
+  for (int i = 0; i < 3; ++i) {
+    io.restart();
+    io.run_one_for(10ms);
+  }
+  EXPECT_FALSE(result) << "nothing was sent";
+  EXPECT_EQ(recv_calls.load() - rc, 1) << "one look";
+  asio::write(server, asio::buffer("r", 1));
+  run_until([&] { return result.has_value(); });
+  EXPECT_FALSE(*result);
+  EXPECT_EQ(recv_calls.load() - rc, 1) << "the edge completes it without a call";
+}
+
 TEST_F(ready_read_test, a_full_buffer_read_does_not_mark_the_socket_drained) {
   // 8 bytes into a 4-byte buffer: the rest must be found by the next read without an edge.
   asio::write(server, asio::buffer("abcdefgh", 8));
