@@ -130,8 +130,23 @@ def dir_bytes(root):
     return total
 
 
+def check_matcher():
+    """The pattern rules this check relies on, on paths whose fate Docker documents."""
+    rules = [(False, pattern_regex(p)) for p in ("build", "**/CMakeCache.txt", "*.swp")]
+    rules.append((True, pattern_regex("keep.swp")))
+    cases = {"build/asan/CMakeCache.txt": True, "CMakeCache.txt": True,
+             "a/b/CMakeCache.txt": True, "x.swp": True, "keep.swp": False, "d/x.swp": False,
+             "buildx/f": False, "proxy/build/f": False, "proxy/main.cpp": False}
+    for path, want in cases.items():
+        if excluded(path, rules) != want:
+            fail(f"pattern matcher: {path} excluded={not want}, Docker says {want}")
+    if excluded("build/asan/CMakeCache.txt", []):
+        fail("pattern matcher: excludes without a pattern")
+
+
 def main():
     src, work = map(os.path.abspath, sys.argv[1:3])
+    check_matcher()
     rules = read_dockerignore(os.path.join(src, ".dockerignore"))
 
     # 1. The context.
