@@ -465,8 +465,10 @@ asio::awaitable<exchange_outcome> session::read_response_head() {
   const auto m = method();
   for (;;) {
     response_.start(m == "HEAD", m == "CONNECT");
-    // Right after the request went out the response is not there yet: wait, then read.
-    const auto st = co_await response_.read_head(*up_, read_policy::wait_first);
+    // Speculative: under load the response is usually there already, and a wait first would
+    // cost an epoll_ctl (Asio re-arms the edge-triggered registration for every wait) where the
+    // speculative receive costs at most one failing recv.
+    const auto st = co_await response_.read_head(*up_, read_policy::speculative);
     if (st != relay_status::ok) co_return response_head_failure(st);
     const int status = response_.message().head().status;
     if (status < 100 || status >= 200 || status == 101) co_return exchange_outcome::proceed();
