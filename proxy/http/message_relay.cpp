@@ -3,10 +3,7 @@
 // GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -115,20 +112,13 @@ void message_relay::count_written(std::size_t n) {
 
 asio::awaitable<std::pair<boost::system::error_code, std::size_t>> message_relay::read_some(
     tcp::socket& from, std::size_t max, read_policy policy) {
-  char* at = buf_.base() + buf_.end;
+  // The one place this relay reads: a different readiness model (another reactor, io_uring)
+  // changes only this function.
   if (policy == read_policy::wait_first) {
     auto [ec] = co_await from.async_wait(tcp::socket::wait_read, token{});
     if (ec) co_return std::pair{ec, std::size_t{0}};
-    for (;;) {
-      const auto n = ::recv(from.native_handle(), at, max, MSG_DONTWAIT);
-      if (n >= 0) co_return std::pair{boost::system::error_code(), static_cast<std::size_t>(n)};
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;  // a wake-up without bytes
-      co_return std::pair{boost::system::error_code(errno, boost::system::system_category()),
-                          std::size_t{0}};
-    }
   }
-  auto [ec, n] = co_await from.async_read_some(asio::buffer(at, max), token{});
+  auto [ec, n] = co_await from.async_read_some(asio::buffer(buf_.base() + buf_.end, max), token{});
   co_return std::pair{ec, n};
 }
 

@@ -49,10 +49,10 @@ struct byte_buffer {
   void clear() { end = parsed = sent = 0; }
 };
 
-/// How a read waits for bytes. `speculative` tries the socket first (right when bytes are
-/// probably there: a body in flight); `wait_first` waits for readability, then reads without
-/// blocking (right when bytes are usually not there yet: a response head just after the request
-/// went out), which avoids a receive that fails with EAGAIN.
+/// How a read waits for bytes. `speculative` tries the socket at once (Asio's
+/// async_read_some: a receive first, queued for the next readiness event when it finds nothing);
+/// `wait_first` waits for readability, then reads (Asio's async_wait re-arms the descriptor with
+/// an epoll_ctl each time, so this trades a failing receive for an epoll_ctl).
 enum class read_policy : std::uint8_t { speculative, wait_first };
 
 /// How one relay step ended.

@@ -465,9 +465,8 @@ asio::awaitable<exchange_outcome> session::read_response_head() {
   const auto m = method();
   for (;;) {
     response_.start(m == "HEAD", m == "CONNECT");
-    // Speculative: under load the response is usually there already, and a wait first would
-    // cost an epoll_ctl (Asio re-arms the edge-triggered registration for every wait) where the
-    // speculative receive costs at most one failing recv.
+    // Read at once: under load the response is often there already; a wait first would cost an
+    // epoll_ctl where this costs at most one failing recv.
     const auto st = co_await response_.read_head(*up_, read_policy::speculative);
     if (st != relay_status::ok) co_return response_head_failure(st);
     const int status = response_.message().head().status;
@@ -666,12 +665,13 @@ asio::awaitable<bool> session::acquire_upstream(const tcp::endpoint& ep, bool fr
                                                 connect_failure& why) {
   up_reused_ = false;
   if (up_) {
-    if (!fresh && up_ep_ == ep && io::idle_socket_alive(*up_)) {
+    // A connection idle for under a second is trusted without a peek (a closed one is retried).
+    if (!fresh && up_ep_ == ep && io::kept_socket_reusable(*up_, exchange_start_, clock::now())) {
       up_reused_ = true;
       co_return true;
     }
-    // A kept connection to another endpoint goes back to the pool.
-    release_upstream(!fresh && up_ep_ != ep && io::idle_socket_alive(*up_));
+    // A kept connection to another endpoint goes back to the pool (which checks it on take()).
+    release_upstream(!fresh && up_ep_ != ep);
   }
   if (!fresh && preconnected_ && ep == ctx_.original_dst) {
     up_ = std::move(preconnected_);
