@@ -110,16 +110,19 @@ void message_relay::count_written(std::size_t n) {
     hooks_.written_bytes->Increment(static_cast<double>(n));
 }
 
-asio::awaitable<std::pair<boost::system::error_code, std::size_t>> message_relay::read_some(
+// The one place this relay reads: a different readiness model (another reactor, io_uring)
+// changes only these two functions.
+asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::read_some(
     tcp::socket& from, std::size_t max, read_policy policy) {
-  // The one place this relay reads: a different readiness model (another reactor, io_uring)
-  // changes only this function.
-  if (policy == read_policy::wait_first) {
-    auto [ec] = co_await from.async_wait(tcp::socket::wait_read, token{});
-    if (ec) co_return std::pair{ec, std::size_t{0}};
-  }
-  auto [ec, n] = co_await from.async_read_some(asio::buffer(buf_.base() + buf_.end, max), token{});
-  co_return std::pair{ec, n};
+  if (policy == read_policy::wait_first) return wait_then_read(from, max);
+  return from.async_read_some(asio::buffer(buf_.base() + buf_.end, max), token{});
+}
+
+asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::wait_then_read(
+    tcp::socket& from, std::size_t max) {
+  auto [ec] = co_await from.async_wait(tcp::socket::wait_read, token{});
+  if (ec) co_return std::tuple{ec, std::size_t{0}};
+  co_return co_await from.async_read_some(asio::buffer(buf_.base() + buf_.end, max), token{});
 }
 
 relay_status message_relay::feed_head() {

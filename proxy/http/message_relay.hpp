@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <tuple>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -142,9 +143,12 @@ class message_relay {
   void ensure_buffer() { buf_.ensure(); }
 
  private:
-  // One read into [end, end + max) of the buffer; 0 bytes with no error is EOF.
-  boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+  // One read into [end, end + max) of the buffer; 0 bytes with no error is EOF. Not a coroutine
+  // on the speculative path (no frame per read).
+  boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
       boost::asio::ip::tcp::socket& from, std::size_t max, read_policy policy);
+  boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> wait_then_read(
+      boost::asio::ip::tcp::socket& from, std::size_t max);
   relay_status feed_head();
   relay_status after_read_error(const boost::system::error_code& ec);
   boost::asio::awaitable<relay_status> body_step(boost::asio::ip::tcp::socket& from,

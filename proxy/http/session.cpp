@@ -144,9 +144,6 @@ class session {
     return h;
   }
   asio::awaitable<void> serve_requests();
-  // An idle keep-alive connection waits for its next request holding no buffer, no parser state
-  // and no exchange frame; false when it closed (EOF, header timeout, drain).
-  asio::awaitable<bool> wait_for_request();
   // Resets the per-exchange state and arms the header timeout of the next request.
   void prepare_exchange();
   void on_drain();
@@ -155,9 +152,12 @@ class session {
     client_.cancel(ec);
     if (up_) up_->cancel(ec);
   }
-  // Acts on an exchange's outcome; true when the connection serves another request.
-  asio::awaitable<bool> conclude(exchange_outcome o);
-  asio::awaitable<bool> keep_or_close();
+  // After a clean exchange: finishes its record and decides whether the connection serves
+  // another request (true); else turns `o` into a close. Not a coroutine: the common path
+  // suspends nowhere.
+  bool keep_alive_after(exchange_outcome& o);
+  // Acts on the outcome of an exchange that ends the connection.
+  asio::awaitable<void> conclude(exchange_outcome o);
   asio::awaitable<void> send_answer(const exchange_outcome& o);
   asio::awaitable<void> tunnel();
   asio::awaitable<void> linger_close();
@@ -175,11 +175,10 @@ class session {
 
   // ---- the exchange steps
   asio::awaitable<exchange_outcome> exchange();
-  asio::awaitable<exchange_outcome> read_request();
+  exchange_outcome request_head_failure(relay_status st) const;
   asio::awaitable<tcp::endpoint> route(head_edit& edit, std::string_view authority);
   asio::awaitable<exchange_outcome> forward(const tcp::endpoint& target, const head_edit& edit);
   asio::awaitable<exchange_outcome> open_upstream(const tcp::endpoint& target, int attempt);
-  asio::awaitable<exchange_outcome> relay_messages();
   asio::awaitable<void> forward_request_body();
   asio::awaitable<exchange_outcome> respond();
   asio::awaitable<exchange_outcome> read_response_head();
@@ -193,6 +192,8 @@ class session {
     return request_.message().text(request_.message().head().method);
   }
 
+  // The kept connection when it still serves `ep` (no suspension, no frame).
+  bool reuse_upstream(const tcp::endpoint& ep, bool fresh);
   asio::awaitable<bool> acquire_upstream(const tcp::endpoint& ep, bool fresh, connect_failure& why);
   void release_upstream(bool reusable);
 
@@ -251,29 +252,28 @@ asio::awaitable<void> session::serve_requests() {
     ctx_.services->drain->subscribe(drain_sub_, [this] { on_drain(); });
   // (co_await kept out of conditions: GCC 12 miscompiles `if (!co_await f())` in loops.)
   for (;;) {
-    const bool ready = co_await wait_for_request();
-    if (!ready) co_return;
+    if (!request_.has_buffer()) {
+      // An idle keep-alive connection waits for its next request holding no buffer, no parser
+      // state and no exchange frame. The deadline cancels this wait on header timeout or drain;
+      // EOF shows up as readable.
+      auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, token{});
+      if (ec) {
+        io::close_quietly(client_);
+        co_return;
+      }
+      request_.ensure_buffer();
+    }
     auto outcome = co_await exchange();
-    const bool more = co_await conclude(std::move(outcome));
-    if (!more) co_return;
+    if (!keep_alive_after(outcome)) {
+      co_await conclude(std::move(outcome));
+      co_return;
+    }
     prepare_exchange();
     if (closing() && !request_.has_buffer()) {  // drained while the exchange ended
       close_client_graceful();
       co_return;
     }
   }
-}
-
-asio::awaitable<bool> session::wait_for_request() {
-  if (request_.has_buffer()) co_return true;
-  // The deadline cancels this wait on header timeout or drain; EOF shows up as readable.
-  auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, token{});
-  if (ec) {
-    io::close_quietly(client_);
-    co_return false;
-  }
-  request_.ensure_buffer();
-  co_return true;
 }
 
 void session::prepare_exchange() {
@@ -298,8 +298,10 @@ void session::on_drain() {
 // ---- the exchange
 
 asio::awaitable<exchange_outcome> session::exchange() {
-  auto o = co_await read_request();
-  if (!o.next) co_return o;
+  request_.start();
+  const auto st = co_await request_.read_head(client_, read_policy::speculative);
+  if (st != relay_status::ok) co_return request_head_failure(st);
+  head_done_at_ = clock::now();
   const auto authority = note_request_head();
   // A body error in bytes already buffered is caught before anything is forwarded.
   const auto& req = request_.message();
@@ -315,29 +317,24 @@ asio::awaitable<exchange_outcome> session::exchange() {
   co_return co_await forward(target, edit);
 }
 
-asio::awaitable<exchange_outcome> session::read_request() {
-  request_.start();
-  const auto st = co_await request_.read_head(client_, read_policy::speculative);
+exchange_outcome session::request_head_failure(relay_status st) const {
   const auto& req = request_.message();
   switch (st) {
-    case relay_status::ok:
-      head_done_at_ = clock::now();
-      co_return exchange_outcome::proceed();
     case relay_status::head_too_large:
-      co_return exchange_outcome::answer(step::request_head, 431, "request head too large",
-                                         "headers_too_large");
+      return exchange_outcome::answer(step::request_head, 431, "request head too large",
+                                      "headers_too_large");
     case relay_status::bad_message:
-      co_return exchange_outcome::answer(step::request_head, status_for(req.error()),
-                                         "bad request: " + std::string(describe(req.error())),
-                                         "bad_request");
+      return exchange_outcome::answer(step::request_head, status_for(req.error()),
+                                      "bad request: " + std::string(describe(req.error())),
+                                      "bad_request");
     case relay_status::timed_out:
     case relay_status::stopped:
-      if (request_.buffered() == 0) co_return exchange_outcome::quiet(step::request_head, nullptr);
-      co_return exchange_outcome::answer(step::request_head, 408, "request head timeout",
-                                         "header_timeout");
+      if (request_.buffered() == 0) return exchange_outcome::quiet(step::request_head, nullptr);
+      return exchange_outcome::answer(step::request_head, 408, "request head timeout",
+                                      "header_timeout");
     default:  // the client went away: a record only when it had started a request
-      co_return exchange_outcome::quiet(step::request_head,
-                                        request_.buffered() > 0 ? "client_reset" : nullptr);
+      return exchange_outcome::quiet(step::request_head,
+                                     request_.buffered() > 0 ? "client_reset" : nullptr);
   }
 }
 
@@ -362,7 +359,8 @@ asio::awaitable<tcp::endpoint> session::route(head_edit& edit, std::string_view 
 asio::awaitable<exchange_outcome> session::forward(const tcp::endpoint& target,
                                                    const head_edit& edit) {
   for (int attempt = 0;; ++attempt) {
-    auto o = co_await open_upstream(target, attempt);
+    auto o = exchange_outcome::proceed();
+    if (!reuse_upstream(target, attempt > 0)) o = co_await open_upstream(target, attempt);
     if (!o.next) co_return o;
     response_.discard_buffered();
     response_.reset();
@@ -377,7 +375,13 @@ asio::awaitable<exchange_outcome> session::forward(const tcp::endpoint& target,
       co_return exchange_outcome::answer(
           step::upstream, 502, "bad gateway: upstream reset the connection", "upstream_reset");
     }
-    o = co_await relay_messages();
+    if (request_.message().message_done()) {
+      deadline_.arm_after(cfg_.header_timeout, wait_response_head);
+      o = co_await respond();
+    } else {
+      // The request body streams while the response comes (an upstream may answer early).
+      o = co_await (forward_request_body() && respond());
+    }
     if (!retry_on_new_upstream(o, attempt)) co_return o;
     log()->debug("[C{}] reused upstream closed before responding; retrying", ctx_.id);
     io::close_quietly(*up_);
@@ -411,15 +415,6 @@ asio::awaitable<exchange_outcome> session::open_upstream(const tcp::endpoint& ta
       co_return exchange_outcome::answer(
           step::upstream, 502, "bad gateway: upstream connect failed", "upstream_connect_error");
   }
-}
-
-asio::awaitable<exchange_outcome> session::relay_messages() {
-  if (request_.message().message_done()) {
-    deadline_.arm_after(cfg_.header_timeout, wait_response_head);
-    co_return co_await respond();
-  }
-  // The request body streams while the response comes (an upstream may answer early).
-  co_return co_await (forward_request_body() && respond());
 }
 
 asio::awaitable<void> session::forward_request_body() {
@@ -547,7 +542,26 @@ bool session::tunnel_accepted() const {
 
 // ---- acting on the outcome
 
-asio::awaitable<bool> session::conclude(exchange_outcome o) {
+bool session::keep_alive_after(exchange_outcome& o) {
+  if (o.end != exchange_end::keep_alive) return false;
+  finish_record(o.status, nullptr);
+  const auto& req = request_.message();
+  const bool both_keep = req.message_done() && req.keep_alive() && response_.message().keep_alive();
+  const bool up_keep = both_keep && response_.unparsed().empty();
+  if (!up_keep && up_) {
+    io::close_quietly(*up_);
+    up_.reset();
+  }
+  if (!both_keep || closing() || deadline_.expired()) {
+    o.end = exchange_end::close;
+    return false;
+  }
+  exchange_start_ = clock::now();
+  kept_alive_ = true;
+  return true;
+}
+
+asio::awaitable<void> session::conclude(exchange_outcome o) {
   switch (o.end) {
     case exchange_end::quiet:
       if (o.error != nullptr) {
@@ -555,49 +569,29 @@ asio::awaitable<bool> session::conclude(exchange_outcome o) {
         finish_record(0, o.error);
       }
       io::close_quietly(client_);
-      co_return false;
+      co_return;
     case exchange_end::answer:
       co_await send_answer(o);
-      co_return false;
+      co_return;
     case exchange_end::reset:
       log()->debug("[C{}] exchange broke: {}", ctx_.id, o.error);
       begin_record();
       finish_record(0, o.error);
       if (up_) io::close_with_reset(*up_), up_.reset();
       io::close_with_reset(client_);
-      co_return false;
+      co_return;
     case exchange_end::tunnel:
       finish_record(o.status, nullptr);
       co_await tunnel();
-      co_return false;
-    default:
-      finish_record(o.status, nullptr);
-      co_return co_await keep_or_close();
+      co_return;
+    default:  // close (the record was finished by keep_alive_after)
+      if (!request_.unparsed().empty() || !request_.message().message_done()) {
+        co_await linger_close();
+      } else {
+        close_client_graceful();
+      }
+      co_return;
   }
-}
-
-asio::awaitable<bool> session::keep_or_close() {
-  const auto& req = request_.message();
-  const auto& resp = response_.message();
-  const bool req_done = req.message_done();
-  const bool both_keep = req_done && req.keep_alive() && resp.keep_alive();
-  const bool client_keep = both_keep && !closing() && !deadline_.expired();
-  const bool up_keep = both_keep && response_.unparsed().empty();
-  if (!up_keep && up_) {
-    io::close_quietly(*up_);
-    up_.reset();
-  }
-  if (!client_keep) {
-    if (!request_.unparsed().empty() || !req_done) {
-      co_await linger_close();
-    } else {
-      close_client_graceful();
-    }
-    co_return false;
-  }
-  exchange_start_ = clock::now();
-  kept_alive_ = true;
-  co_return true;
 }
 
 asio::awaitable<void> session::send_answer(const exchange_outcome& o) {
@@ -661,18 +655,21 @@ void session::release_upstream(bool reusable) {
   up_.reset();
 }
 
+bool session::reuse_upstream(const tcp::endpoint& ep, bool fresh) {
+  up_reused_ = false;
+  // A connection idle for under a second is trusted without a peek (a closed one is retried).
+  if (!up_ || fresh || up_ep_ != ep) return false;
+  if (!io::kept_socket_reusable(*up_, exchange_start_, clock::now())) return false;
+  up_reused_ = true;
+  return true;
+}
+
 asio::awaitable<bool> session::acquire_upstream(const tcp::endpoint& ep, bool fresh,
                                                 connect_failure& why) {
   up_reused_ = false;
-  if (up_) {
-    // A connection idle for under a second is trusted without a peek (a closed one is retried).
-    if (!fresh && up_ep_ == ep && io::kept_socket_reusable(*up_, exchange_start_, clock::now())) {
-      up_reused_ = true;
-      co_return true;
-    }
-    // A kept connection to another endpoint goes back to the pool (which checks it on take()).
-    release_upstream(!fresh && up_ep_ != ep);
-  }
+  // reuse_upstream() declined the kept connection: one to another endpoint goes back to the
+  // pool (which checks it on take()).
+  if (up_) release_upstream(!fresh && up_ep_ != ep);
   if (!fresh && preconnected_ && ep == ctx_.original_dst) {
     up_ = std::move(preconnected_);
     preconnected_.reset();
