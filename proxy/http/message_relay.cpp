@@ -3,8 +3,12 @@
 // GCC 12 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -159,6 +163,37 @@ asio::awaitable<relay_status> message_relay::read_head(tcp::socket& from, read_p
   co_return done(relay_status::ok);
 }
 
+bool message_relay::try_write_head(tcp::socket& to, const head_edit& edit, bool with_body) {
+  const auto& h = parser_.head();
+  auto pieces = edit.pieces(buf_.base(), h.start, h.end);
+  constexpr std::size_t max_iov = 16;
+  if (pieces.size() + 1 > max_iov) return false;
+  iovec iov[max_iov];
+  std::size_t count = 0;
+  std::size_t total = 0;
+  for (auto p : pieces) {
+    iov[count++] = {const_cast<char*>(p.data()), p.size()};
+    total += p.size();
+  }
+  if (with_body && buf_.parsed > h.end) {
+    iov[count++] = {buf_.base() + h.end, buf_.parsed - h.end};
+    total += buf_.parsed - h.end;
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  const auto n = ::sendmsg(to.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n <= 0) return false;  // write_head() waits, or reports the error
+  count_written(static_cast<std::size_t>(n));
+  if (static_cast<std::size_t>(n) < total) {
+    head_sent_ = static_cast<std::size_t>(n);
+    return false;
+  }
+  buf_.sent = with_body ? buf_.parsed : h.end;
+  done(relay_status::ok);
+  return true;
+}
+
 asio::awaitable<relay_status> message_relay::write_head(tcp::socket& to, const head_edit& edit,
                                                         bool with_body) {
   const auto& h = parser_.head();
@@ -167,6 +202,12 @@ asio::awaitable<relay_status> message_relay::write_head(tcp::socket& to, const h
   bufs.reserve(pieces.size() + 1);
   for (auto p : pieces) bufs.emplace_back(p.data(), p.size());
   if (with_body && buf_.parsed > h.end) bufs.emplace_back(buf_.base() + h.end, buf_.parsed - h.end);
+  // Skip what try_write_head() already sent.
+  std::size_t skip = std::exchange(head_sent_, 0);
+  std::size_t first = 0;
+  while (first < bufs.size() && skip >= bufs[first].size()) skip -= bufs[first++].size();
+  if (first < bufs.size()) bufs[first] += skip;
+  bufs.erase(bufs.begin(), bufs.begin() + static_cast<std::ptrdiff_t>(first));
   auto [ec, n] = co_await asio::async_write(to, bufs, token{});
   count_written(n);
   buf_.sent = with_body ? buf_.parsed : h.end;

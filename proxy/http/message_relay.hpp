@@ -114,6 +114,11 @@ class message_relay {
                                                  read_policy first_read);
   /// Sends the head as edited by `edit`, followed (with `with_body`) by the body bytes already
   /// read and parsed.
+  /// write_head() without waiting: true when the socket took all of it (status() is ok);
+  /// otherwise write_head() with the same arguments sends the rest. Writes usually complete at
+  /// once, so the common path needs no coroutine frame and no asynchronous operation.
+  bool try_write_head(boost::asio::ip::tcp::socket& to, const head_edit& edit,
+                      bool with_body = true);
   boost::asio::awaitable<relay_status> write_head(boost::asio::ip::tcp::socket& to,
                                                   const head_edit& edit, bool with_body = true);
   /// Streams the rest of the body until the message ends; arms the deadline with `idle`
@@ -164,6 +169,7 @@ class message_relay {
   relay_status status_ = relay_status::ok;
   bool stopped_ = false;
   bool whole_ = true;
+  std::size_t head_sent_ = 0;  // bytes of the head write try_write_head() already sent
 };
 
 }  // namespace devspaces::proxy::http

@@ -365,7 +365,8 @@ asio::awaitable<exchange_outcome> session::forward(const tcp::endpoint& target,
     response_.discard_buffered();
     response_.reset();
     deadline_.arm_after(cfg_.idle_timeout, wait_request_body);
-    const auto st = co_await request_.write_head(*up_, edit);
+    auto st = relay_status::ok;
+    if (!request_.try_write_head(*up_, edit)) st = co_await request_.write_head(*up_, edit);
     if (st != relay_status::ok) {
       if (up_reused_ && attempt == 0 && request_.whole_message_buffered()) {
         io::close_quietly(*up_);
@@ -440,13 +441,17 @@ asio::awaitable<exchange_outcome> session::respond() {
   if (!tunnel && (closing() || !request_.message().message_done()))
     force_connection_close(edit, response_.message());
   deadline_.arm_after(cfg_.idle_timeout, wait_response_body);
-  auto st = co_await response_.write_head(client_, edit, !tunnel);
+  auto st = relay_status::ok;
+  if (!response_.try_write_head(client_, edit, !tunnel))
+    st = co_await response_.write_head(client_, edit, !tunnel);
   if (st != relay_status::ok)
     co_return exchange_outcome::reset(step::response_head, "client_reset");
   const int status = response_.message().head().status;
   if (tunnel) co_return exchange_outcome::finished(exchange_end::tunnel, status);
-  st = co_await response_.relay_body(*up_, client_, cfg_.idle_timeout, wait_response_body);
-  if (st != relay_status::ok) co_return response_body_failure(st);
+  if (!response_.message().message_done()) {
+    st = co_await response_.relay_body(*up_, client_, cfg_.idle_timeout, wait_response_body);
+    if (st != relay_status::ok) co_return response_body_failure(st);
+  }
   if (!request_.message().message_done()) {
     // The upstream answered before the request body ended: stop the request side, also a write
     // of the body the upstream may never read.
