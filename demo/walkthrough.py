@@ -16,6 +16,12 @@ import cluster  # noqa: E402
 import netns  # noqa: E402
 
 INGRESS_HOST = "azureuser.s.default.servicea.example.io"
+HERE = os.path.dirname(os.path.abspath(__file__))
+GRPC_APP = os.path.join(HERE, "..", "tests", "e2e", "lib", "grpc_app.py")
+GRPC_CALL = os.path.join(HERE, "grpc_call.py")
+GRPC_PORT = 50051
+# Names resolve through the pod's search list (getaddrinfo), as the pod's other apps do.
+GRPC_ENV = dict(os.environ, GRPC_DNS_RESOLVER="native")
 
 
 def say(text=""):
@@ -35,6 +41,30 @@ def stop_and_print(pod, follower):
         say("   " + line)
 
 
+def grpc_hop(caller):
+    """Step 4: a gRPC call from serviceb.default to servicea with `azds-route-as: azureuser`
+    metadata: its HTTP/2 stream is routed to the child space's servicea."""
+    say("== 4. gRPC: serviceb.default's app calls servicea:50051 /demo.Walk/Hello with metadata")
+    say("      azds-route-as=azureuser (HTTP/2, prior knowledge)")
+    res = caller.ns.run(["/usr/bin/python3", GRPC_CALL, f"servicea:{GRPC_PORT}", "/grpc-hop",
+                         "azds-route-as=azureuser"], check=False, env=GRPC_ENV)
+    out = (res.stdout + res.stderr).strip()
+    for line in out.splitlines():
+        say("   | " + line)
+    recs = netns.wait_until(
+        lambda: [r for r in caller.traces("direction=outbound")
+                 if r.get("protocol") == "h2" and r["request"]["target"] == "/demo.Walk/Hello"],
+        5, "gRPC record")
+    r = recs[-1]
+    trailers = dict((n, v) for n, v in (r.get("response") or {}).get("trailers", []))
+    say(f"   serviceb.default's outbound record: protocol={r['protocol']} "
+        f"stream_id={r['stream_id']} route_as={r['route_as']} decision={r['route']['decision']} "
+        f"service={r['route']['service']} upstream={r['upstream']} "
+        f"grpc-status={trailers.get('grpc-status', '?')}")
+    return (out == "servicea.azureuser answered /grpc-hop (azds-route-as: azureuser)" and
+            r["route"]["decision"] == "own" and trailers.get("grpc-status") == "0")
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("demo: run as root (it creates network namespaces and iptables rules)")
@@ -49,6 +79,13 @@ def main():
             say("   and servicea-otel in azureuser: an app that forwards only W3C traceparent")
             otel = c.add_pod("servicea-otel", "azureuser", parents=["default"],
                              calls=["http://serviceb/api"], app_args=["--propagate", "traceparent"])
+            say(f"   servicea in default and in azureuser also serve gRPC (h2c) on :{GRPC_PORT}")
+            for p in (a_default, a_user):
+                p.ns.popen(["/usr/bin/python3", GRPC_APP, "--name", p.service, "--space", p.space,
+                            "--port", str(GRPC_PORT)], env=GRPC_ENV, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            for p in (a_default, a_user):
+                p.ns.wait_port("127.0.0.1", GRPC_PORT, 20)
             c.start_dns()
             for p in c.pods:
                 p.start_proxy()
@@ -90,6 +127,8 @@ def main():
             ok = ok and status3 == 200 and \
                 "serviceb.default answered /api (azds-route-as: azureuser)" in body3 and \
                 r["route_as_source"] == "memory"
+            say()
+            ok = grpc_hop(b_default) and ok
             say()
             say("== What each proxy recorded (devspaces-proxy traces, one follower per pod)")
             for p, follower in followers.items():

@@ -16,6 +16,8 @@ header { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; padding:
 header h1 { font-size: 15px; margin: 0 12px 0 0; }
 header input, header select { font: inherit; padding: 2px 4px; }
 header input { width: 110px; }
+header input[type=checkbox] { width: auto; margin: 0 4px 0 0; }
+header label { white-space: nowrap; }
 #state { margin-left: auto; font-size: 12px; }
 main { display: flex; height: calc(100vh - 46px); }
 #list { flex: 3; overflow: auto; }
@@ -33,7 +35,8 @@ td.path { max-width: 360px; overflow: hidden; text-overflow: ellipsis; }
 .s5, .err { color: #cf222e; font-weight: 600; }
 pre { background: #f3f4f6; padding: 8px; overflow: auto; font-size: 12px; }
 #detail h2 { font-size: 14px; margin: 4px 0 8px; }
-#detail table td { border: none; padding: 1px 8px 1px 0; }
+#detail table { width: auto; }
+#detail table td { border: none; padding: 1px 16px 1px 0; }
 </style>
 </head>
 <body>
@@ -71,6 +74,7 @@ const maxRows = 2000;
 const records = [];
 let paused = false;
 let held = [];
+let heldDropped = 0;
 let selected = null;
 const $ = (id) => document.getElementById(id);
 const text = (tag, s, cls) => {
@@ -195,6 +199,7 @@ function connect() {
   const es = new EventSource("/traces?follow=1&last=200");
   es.onopen = () => { $("state").textContent = paused ? "paused" : "live"; };
   es.onerror = () => { $("state").textContent = "reconnecting"; };
+  // A reconnect replays the last records: skip the ones already shown. Bounded like the table.
   const seen = new Set();
   es.onmessage = (ev) => {
     let r;
@@ -202,15 +207,21 @@ function connect() {
     const key = r.pod + "/" + r.id;
     if (seen.has(key)) return;
     seen.add(key);
-    if (paused) { held.push(r); $("state").textContent = "paused (" + held.length + " new)"; }
-    else add(r);
+    if (seen.size > 2 * maxRows) seen.delete(seen.values().next().value);
+    if (paused) {
+      held.push(r);
+      if (held.length > maxRows) { held.shift(); ++heldDropped; }
+      $("state").textContent = "paused (" + (held.length + heldDropped) + " new)";
+    } else {
+      add(r);
+    }
   };
 }
 $("pause").addEventListener("click", () => {
   paused = !paused;
   $("pause").textContent = paused ? "Resume" : "Pause";
   $("state").textContent = paused ? "paused" : "live";
-  if (!paused) { for (const r of held) add(r); held = []; }
+  if (!paused) { for (const r of held) add(r); held = []; heldDropped = 0; }
 });
 for (const el of document.querySelectorAll("header input, header select")) {
   el.addEventListener("input", render);

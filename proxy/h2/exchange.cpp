@@ -15,6 +15,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "proxy/config.hpp"
+#include "proxy/h2/log.hpp"
 #include "proxy/h2/upstream.hpp"
 #include "proxy/io/socket_util.hpp"
 #include "proxy/routing/router.hpp"
@@ -28,12 +29,6 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-// The "h2" logger when the process made one, else the default logger.
-std::shared_ptr<spdlog::logger> log() {
-  auto l = spdlog::get("h2");
-  return l ? l : spdlog::default_logger();
-}
-
 ssize_t read_request_cb(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
                         std::uint32_t* flags, nghttp2_data_source* source, void*) {
   return static_cast<exchange*>(source->ptr)->pull_request(buf, length, flags);
@@ -43,6 +38,9 @@ ssize_t read_response_cb(nghttp2_session*, std::int32_t, std::uint8_t* buf, std:
                          std::uint32_t* flags, nghttp2_data_source* source, void*) {
   return static_cast<exchange*>(source->ptr)->pull_response(buf, length, flags);
 }
+
+// Request body bytes kept for sending again when the upstream refuses the stream.
+constexpr std::size_t max_replay_bytes = 64 * 1024;
 
 bool is_grpc(std::string_view content_type) {
   return content_type.starts_with("application/grpc");
@@ -113,7 +111,7 @@ void exchange::on_request_end() {
 
 void exchange::discard_request() {
   discarding_ = true;
-  const auto n = request_body_.clear();
+  const auto n = client_credit(request_body_.clear());
   if (n > 0 && client_open()) {
     nghttp2_session_consume(client_->client_session(), id_, n);
     client_->client_kick();
@@ -137,7 +135,7 @@ void exchange::on_client_closed(std::uint32_t code) {
       up_->kick();
     }
   }
-  const auto pending = request_body_.clear();
+  const auto pending = client_credit(request_body_.clear());
   if (pending > 0 && client_ != nullptr)
     nghttp2_session_consume(client_->client_session(), id_, pending);
   client_closed_ = true;
@@ -158,28 +156,67 @@ asio::awaitable<void> exchange::forward(std::shared_ptr<exchange> self) {
   const bool routed = co_await self->route(target);
   if (!routed || !self->client_open()) co_return;
   if (self->rec_) self->rec_->upstream = io::format_endpoint(target).view();
+  self->target_ = target;
+  co_await self->connect_and_submit(nullptr);
+}
+
+asio::awaitable<void> exchange::retry(std::shared_ptr<exchange> self,
+                                      std::shared_ptr<upstream_conn> refused) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  co_await self->connect_and_submit(refused.get());
+}
+
+asio::awaitable<void> exchange::connect_and_submit(const upstream_conn* avoid) {
+  auto self = shared_from_this();
   acquire_failure why;
-  auto up = co_await acquire_upstream(self->ctx_, target, why);
-  if (!self->client_open()) co_return;
+  auto up = co_await acquire_upstream(ctx_, target_, why, avoid);
+  if (!client_open()) co_return;
   if (!up) {
     switch (why.reason) {
       case connect_failure::timeout:
-        self->answer_error(504, "gateway timeout: upstream connect timed out", "upstream_timeout");
+        answer_error(504, "gateway timeout: upstream connect timed out", "upstream_timeout");
         break;
       case connect_failure::refused:
-        self->answer_error(502, "bad gateway: upstream refused the connection",
-                           "upstream_connect_refused");
+        answer_error(502, "bad gateway: upstream refused the connection",
+                     "upstream_connect_refused");
         break;
       case connect_failure::unreachable:
-        self->answer_error(502, "bad gateway: upstream unreachable", "upstream_unreachable");
+        answer_error(502, "bad gateway: upstream unreachable", "upstream_unreachable");
         break;
       default:
-        self->answer_error(502, "bad gateway: upstream connect failed", "upstream_connect_error");
+        answer_error(502, "bad gateway: upstream connect failed", "upstream_connect_error");
         break;
     }
     co_return;
   }
-  self->submit_upstream(up);
+  submit_upstream(up);
+}
+
+bool exchange::can_retry(std::uint32_t code) const {
+  // RFC 9113 §8.7: a stream reset with REFUSED_STREAM was not processed, so any request may be
+  // sent again. Once, and only while nothing of the response went to the client and the body
+  // sent so far is still at hand.
+  return code == NGHTTP2_REFUSED_STREAM && !retried_ && replayable_ && !response_head_done_ &&
+         !response_head_sent_ && client_open() && !discarding_;
+}
+
+void exchange::rewind_request() {
+  std::string pending(request_body_.size(), '\0');
+  const auto n =
+      request_body_.take(reinterpret_cast<std::uint8_t*>(pending.data()), pending.size());
+  request_body_.append(
+      {reinterpret_cast<const std::uint8_t*>(sent_body_.data()), sent_body_.size()});
+  request_body_.append({reinterpret_cast<const std::uint8_t*>(pending.data()), n});
+  replayed_pending_ += sent_body_.size();
+  std::string().swap(sent_body_);
+  request_sent_end_ = false;
+  response_.clear();
+}
+
+std::size_t exchange::client_credit(std::size_t n) {
+  const auto replayed = std::min(n, replayed_pending_);
+  replayed_pending_ -= replayed;
+  return n - replayed;
 }
 
 asio::awaitable<bool> exchange::route(tcp::endpoint& target) {
@@ -235,9 +272,18 @@ void exchange::submit_upstream(const std::shared_ptr<upstream_conn>& up) {
 
 std::ptrdiff_t exchange::pull_request(std::uint8_t* buf, std::size_t length, std::uint32_t* flags) {
   const auto n = request_body_.take(buf, length);
-  if (n > 0 && client_open()) {
-    nghttp2_session_consume(client_->client_session(), id_, n);
+  const auto credit = client_credit(n);
+  if (credit > 0 && client_open()) {
+    nghttp2_session_consume(client_->client_session(), id_, credit);
     client_->client_kick();
+  }
+  if (n > 0 && replayable_ && !retried_ && !response_head_done_) {
+    if (sent_body_.size() + n <= max_replay_bytes) {
+      sent_body_.append(reinterpret_cast<const char*>(buf), n);
+    } else {
+      replayable_ = false;
+      std::string().swap(sent_body_);
+    }
   }
   if (request_body_.empty()) {
     if (request_end_) {
@@ -286,6 +332,8 @@ void exchange::on_response_head(bool end_stream) {
   status_ = status;
   response_head_done_ = true;
   response_end_ = end_stream;
+  std::string().swap(sent_body_);  // the upstream took the stream: no replay from here on
+  replayable_ = false;
   if (rec_) {
     trace::response_info r;
     r.status = status;
@@ -344,6 +392,18 @@ void exchange::on_upstream_closed(std::uint32_t code) {
   if (up_closed_) return;
   up_closed_ = true;
   if (!client_open() || abandoned_) return;
+  if (can_retry(code)) {
+    log()->debug("[C{}] h2 stream {}: upstream refused the stream; retrying on another connection",
+                 ctx_.id, id_);
+    retried_ = true;
+    rewind_request();
+    auto refused = std::move(up_);
+    up_id_ = 0;
+    up_closed_ = false;
+    asio::co_spawn(client_->executor(), retry(shared_from_this(), std::move(refused)),
+                   asio::detached);
+    return;
+  }
   if (!response_head_done_) {
     log()->debug("[C{}] h2 stream {}: upstream stream closed before a response (code {})", ctx_.id,
                  id_, code);

@@ -69,6 +69,13 @@ class exchange : public std::enable_shared_from_this<exchange> {
 
  private:
   static boost::asio::awaitable<void> forward(std::shared_ptr<exchange> self);
+  static boost::asio::awaitable<void> retry(std::shared_ptr<exchange> self,
+                                            std::shared_ptr<upstream_conn> refused);
+  boost::asio::awaitable<void> connect_and_submit(const upstream_conn* avoid);
+  bool can_retry(std::uint32_t code) const;
+  void rewind_request();
+  // Client window credit for `n` request bytes leaving the queue (replayed bytes had theirs).
+  std::size_t client_credit(std::size_t n);
   boost::asio::awaitable<bool> route(boost::asio::ip::tcp::endpoint& target);
   void submit_upstream(const std::shared_ptr<upstream_conn>& up);
   void answer_error(int status, std::string_view reason, const char* code);
@@ -90,6 +97,13 @@ class exchange : public std::enable_shared_from_this<exchange> {
   bool request_end_ = false;
   bool request_sent_end_ = false;
   bool discarding_ = false;
+  // What was sent upstream of the request body, kept until the response starts, so a stream
+  // the upstream refused (REFUSED_STREAM: not processed) is sent again on another connection.
+  std::string sent_body_;
+  bool replayable_ = true;
+  bool retried_ = false;
+  std::size_t replayed_pending_ = 0;  // queued bytes that came from sent_body_
+  boost::asio::ip::tcp::endpoint target_;
 
   std::shared_ptr<upstream_conn> up_;
   std::int32_t up_id_ = 0;

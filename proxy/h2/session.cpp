@@ -9,12 +9,15 @@
 #include <map>
 #include <memory>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "proxy/config.hpp"
 #include "proxy/h2/exchange.hpp"
+#include "proxy/h2/log.hpp"
 #include "proxy/h2/pump.hpp"
+#include "proxy/io/drain_signal.hpp"
 #include "proxy/io/socket_util.hpp"
 
 namespace devspaces::proxy::h2 {
@@ -24,15 +27,6 @@ using asio::ip::tcp;
 using clock = std::chrono::steady_clock;
 
 namespace {
-
-// The "h2" logger when the process made one, else the default logger.
-std::shared_ptr<spdlog::logger> log() {
-  auto l = spdlog::get("h2");
-  return l ? l : spdlog::default_logger();
-}
-
-// How often an inbound connection looks at the drain flag.
-constexpr auto drain_check = std::chrono::milliseconds(200);
 
 limits client_limits(const config& cfg) {
   limits l;
@@ -63,8 +57,10 @@ class client_side : private limits_holder,
 
   static asio::awaitable<void> serve(std::shared_ptr<client_side> self, std::string initial) {
     co_await asio::this_coro::throw_if_cancelled(false);
+    self->watch_drain();
     self->arm_timer();
     co_await self->run_loops(std::move(initial));
+    self->drain_sub_.reset();
     self->timer_.cancel();
     auto streams = std::move(self->streams_);
     self->streams_.clear();
@@ -130,17 +126,39 @@ class client_side : private limits_holder,
     return it == streams_.end() ? nullptr : it->second.get();
   }
 
-  bool draining() const {
-    return ctx_.dir == direction::inbound && ctx_.services->draining != nullptr &&
-           ctx_.services->draining->load();
+  // Inbound connections get GOAWAY when the worker's drain signal fires (at once when it
+  // already has); outbound ones keep serving the app while the pod drains.
+  void watch_drain() {
+    auto* drain = ctx_.services->drain;
+    if (ctx_.dir != direction::inbound || drain == nullptr) return;
+    std::weak_ptr<client_side> weak = shared_from_this();
+    if (drain->fired()) {
+      // After the bytes already read are processed: the streams they opened are answered.
+      asio::post(sock_.get_executor(), [weak] {
+        if (auto self = weak.lock(); self && self->open()) self->on_drain();
+      });
+      return;
+    }
+    drain->subscribe(drain_sub_, [weak] {
+      if (auto self = weak.lock(); self && self->open()) self->on_drain();
+    });
   }
 
-  // Drain (inbound) and idle checks, a plain timer callback.
+  void on_drain() {
+    if (goaway_sent_) return;
+    log()->debug("[C{}] h2 drain: GOAWAY with {} streams open", ctx_.id, streams_.size());
+    goaway_sent_ = true;
+    nghttp2_submit_goaway(ng(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng()),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+    kick();
+  }
+
+  // The idle check: fires when the connection could have been idle for --idle-timeout.
   void arm_timer() {
     const auto idle = ctx_.services->cfg->idle_timeout;
-    timer_.expires_after(ctx_.dir == direction::inbound
-                             ? std::min<clock::duration>(drain_check, idle)
-                             : clock::duration(idle));
+    const auto now = clock::now();
+    timer_.expires_at(streams_.empty() && last_active_ + idle > now ? last_active_ + idle
+                                                                    : now + idle);
     std::weak_ptr<client_side> weak = shared_from_this();
     timer_.async_wait([weak](const boost::system::error_code& ec) {
       auto self = weak.lock();
@@ -150,13 +168,6 @@ class client_side : private limits_holder,
   }
 
   void on_timer() {
-    if (!goaway_sent_ && draining()) {
-      log()->debug("[C{}] h2 drain: GOAWAY with {} streams open", ctx_.id, streams_.size());
-      goaway_sent_ = true;
-      nghttp2_submit_goaway(ng(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng()),
-                            NGHTTP2_NO_ERROR, nullptr, 0);
-      kick();
-    }
     if (streams_.empty() && clock::now() - last_active_ >= ctx_.services->cfg->idle_timeout) {
       nghttp2_session_terminate_session(ng(), NGHTTP2_NO_ERROR);
       kick();
@@ -168,6 +179,7 @@ class client_side : private limits_holder,
   io::connection_context ctx_;
   std::map<std::int32_t, std::shared_ptr<exchange>> streams_;
   asio::steady_timer timer_;
+  io::drain_signal::subscription drain_sub_;
   clock::time_point last_active_ = clock::now();
   bool goaway_sent_ = false;
 };

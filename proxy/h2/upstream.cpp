@@ -19,6 +19,7 @@
 
 #include "proxy/config.hpp"
 #include "proxy/h2/exchange.hpp"
+#include "proxy/h2/log.hpp"
 #include "proxy/io/connect.hpp"
 #include "proxy/io/socket_util.hpp"
 
@@ -29,12 +30,6 @@ using asio::ip::tcp;
 using token = asio::as_tuple_t<asio::use_awaitable_t<>>;
 
 namespace {
-
-// The "h2" logger when the process made one, else the default logger.
-std::shared_ptr<spdlog::logger> log() {
-  auto l = spdlog::get("h2");
-  return l ? l : spdlog::default_logger();
-}
 
 constexpr auto max_upstream_idle = std::chrono::seconds(60);
 
@@ -65,7 +60,7 @@ worker_pool& pool() {
   return p;
 }
 
-std::shared_ptr<upstream_conn> find_usable(const pool_key& key) {
+std::shared_ptr<upstream_conn> find_usable(const pool_key& key, const upstream_conn* avoid) {
   auto it = pool().conns.find(key);
   if (it == pool().conns.end()) return nullptr;
   auto& v = it->second;
@@ -76,7 +71,7 @@ std::shared_ptr<upstream_conn> find_usable(const pool_key& key) {
       i = v.erase(i);
       continue;
     }
-    if (c->usable() && (!best || c->streams() < best->streams())) best = c;
+    if (c.get() != avoid && c->usable() && (!best || c->streams() < best->streams())) best = c;
     ++i;
   }
   if (v.empty()) pool().conns.erase(it);
@@ -200,13 +195,14 @@ void upstream_conn::on_goaway(std::int32_t, std::uint32_t) {
 
 asio::awaitable<std::shared_ptr<upstream_conn>> acquire_upstream(const io::connection_context& ctx,
                                                                  tcp::endpoint endpoint,
-                                                                 acquire_failure& why) {
+                                                                 acquire_failure& why,
+                                                                 const upstream_conn* avoid) {
   co_await asio::this_coro::throw_if_cancelled(false);
   auto ex = co_await asio::this_coro::executor;
   const pool_key key{&asio::query(ex, asio::execution::context), static_cast<int>(ctx.dir),
                      endpoint};
   for (int round = 0; round < 4; ++round) {
-    if (auto c = find_usable(key)) co_return c;
+    if (auto c = find_usable(key, avoid)) co_return c;
     auto it = pool().opening.find(key);
     if (it == pool().opening.end()) break;
     // Another stream is opening a connection to the same place: wait for it.

@@ -64,10 +64,11 @@ struct acquire_failure {
 
 /// A usable connection to `endpoint` for a stream of the connection `ctx`: an existing one of
 /// this worker with room, else a new one (connected with ctx's timeout and passthrough source;
-/// failures counted). Connections are keyed by worker, direction and endpoint.
+/// failures counted). Connections are keyed by worker, direction and endpoint. `avoid` (a
+/// connection that refused the stream) is never returned.
 boost::asio::awaitable<std::shared_ptr<upstream_conn>> acquire_upstream(
     const io::connection_context& ctx, boost::asio::ip::tcp::endpoint endpoint,
-    acquire_failure& why);
+    acquire_failure& why, const upstream_conn* avoid = nullptr);
 
 /// Upstream connections of this thread's pool (tests).
 std::size_t pooled_upstreams();

@@ -98,6 +98,74 @@ void append_body(std::string& out, const json::object& msg) {
   }
 }
 
+// The value of the first [name, value] pair called `name` in the message's `key` list.
+std::string_view field(const json::object& msg, std::string_view key, std::string_view name) {
+  const auto* list = msg.if_contains(key);
+  if (!list || !list->is_array()) return {};
+  for (const auto& pair : list->get_array()) {
+    if (!pair.is_array() || pair.get_array().size() != 2) continue;
+    const auto& n = pair.get_array()[0];
+    const auto& v = pair.get_array()[1];
+    if (n.is_string() && v.is_string() && n.get_string() == name) {
+      return {v.get_string().data(), v.get_string().size()};
+    }
+  }
+  return {};
+}
+
+// gRPC status code names (https://grpc.github.io/grpc/core/md_doc_statuscodes.html).
+std::string_view grpc_code_name(std::string_view code) {
+  static constexpr std::string_view names[] = {"OK",
+                                               "CANCELLED",
+                                               "UNKNOWN",
+                                               "INVALID_ARGUMENT",
+                                               "DEADLINE_EXCEEDED",
+                                               "NOT_FOUND",
+                                               "ALREADY_EXISTS",
+                                               "PERMISSION_DENIED",
+                                               "RESOURCE_EXHAUSTED",
+                                               "FAILED_PRECONDITION",
+                                               "ABORTED",
+                                               "OUT_OF_RANGE",
+                                               "UNIMPLEMENTED",
+                                               "INTERNAL",
+                                               "UNAVAILABLE",
+                                               "DATA_LOSS",
+                                               "UNAUTHENTICATED"};
+  if (code.empty() || code.size() > 2) return {};
+  std::size_t n = 0;
+  for (char c : code) {
+    if (c < '0' || c > '9') return {};
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  return n < std::size(names) ? names[n] : std::string_view{};
+}
+
+// A gRPC answer's outcome, from its trailers (or, trailers-only, its headers):
+// "   grpc-status: 14 UNAVAILABLE (message)". Nothing for other responses.
+template <typename Paint>
+void append_grpc_status(std::string& out, const json::object& res, const Paint& paint) {
+  auto where = std::string_view("trailers");
+  auto code = field(res, where, "grpc-status");
+  if (code.empty()) {
+    where = "headers";
+    code = field(res, where, "grpc-status");
+  }
+  if (code.empty()) return;
+  out.append("   ");
+  paint(out, code == "0" ? std::string_view("\x1b[32m") : std::string_view("\x1b[31m"));
+  out.append("grpc-status: ");
+  append_clean(out, code.substr(0, 16));
+  if (const auto name = grpc_code_name(code); !name.empty()) out.append(" ").append(name);
+  if (const auto message = field(res, where, "grpc-message"); !message.empty()) {
+    out.append(" (");
+    append_clean(out, message.substr(0, max_line_chars));
+    out.append(")");
+  }
+  paint(out, "\x1b[0m");
+  out.push_back('\n');
+}
+
 }  // namespace
 
 std::string render_record(std::string_view json_line) {
@@ -192,6 +260,7 @@ std::string render_record(std::string_view json_line, const render_options& opti
     paint(out, reset);
     out.push_back('\n');
     append_body(out, *res);
+    append_grpc_status(out, *res, paint);
   }
   if (!error.empty()) {
     out.append("   ");

@@ -12,6 +12,8 @@ namespace devspaces::proxy::trace {
 ///   caller <-id-- callee:
 ///      HTTP/1.1 200 OK
 ///      body (first lines, ...<[TRUNCATED]> when cut)
+///      grpc-status: 14 UNAVAILABLE (message)      (gRPC answers: from the trailers, or the
+///                                                 headers of a trailers-only answer)
 ///
 /// Inbound: the caller is the request's Host, the callee this pod. Outbound: the caller is this
 /// pod, the callee the routed service with the space that served it ("serviceb (default)"),

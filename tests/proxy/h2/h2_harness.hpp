@@ -20,6 +20,7 @@
 #include "proxy/config.hpp"
 #include "proxy/h2/session.hpp"
 #include "proxy/io/connection_context.hpp"
+#include "proxy/io/drain_signal.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/routing/router.hpp"
 #include "proxy/sniff.hpp"
@@ -45,6 +46,7 @@ class harness {
     services_.metrics = &metrics_;
     services_.traces = &hub_;
     services_.draining = &draining_;
+    services_.drain = &drain_;
     port_ = acceptor_.local_endpoint().port();
     asio::co_spawn(ioc_, accept_loop(), [](std::exception_ptr) {});
     thread_ = std::thread([this] { ioc_.run(); });
@@ -64,7 +66,11 @@ class harness {
     dst_.store(port);
   }
   void set_router(proxy::routing::router* r) { services_.router = r; }
-  void set_draining(bool d) { draining_.store(d); }
+  /// Starts the drain the way a worker does: only the drain signal fires (on the proxy's
+  /// thread); the flag stays untouched, so a session that polled it would never notice.
+  void start_drain() {
+    asio::post(ioc_, [this] { drain_.fire(); });
+  }
   proxy::proxy_metrics& metrics() { return metrics_; }
   proxy::trace::hub& hub() { return hub_; }
   asio::io_context& ioc() { return ioc_; }
@@ -105,6 +111,7 @@ class harness {
   proxy::proxy_metrics metrics_;
   proxy::trace::hub hub_;
   std::atomic<bool> draining_{false};
+  proxy::io::drain_signal drain_;
   proxy::io::worker_services services_;
   tcp::acceptor acceptor_;
   proxy::direction dir_;

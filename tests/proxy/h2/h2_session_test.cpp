@@ -133,6 +133,74 @@ TEST(h2_session, relays_streams_with_bodies_and_trailers_both_ways) {
             1);
 }
 
+TEST(h2_session, refused_stream_is_sent_again_once_on_another_connection) {
+  harness h;
+  upstream u;
+  int refusals = 0;
+  u.on_request = [&](peer& p, std::int32_t id, stream_state& s) {
+    if (&p == u.conns.front().get()) {  // the first connection refuses (not processed)
+      ++refusals;
+      p.reset(id, NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    echo(p, id, s);
+  };
+  h.set_upstream("127.0.0.1", u.port);
+  peer c(peer::kind::client, h.connect_client());
+  const auto a = c.request(post("/again"), "payload", {{"x-req-trailer", "t1"}});
+  ASSERT_TRUE(run_until([&] { return c.streams[a].closed; }, c, {&u}));
+  EXPECT_EQ(refusals, 1);
+  EXPECT_EQ(field(c.streams[a].head, ":status"), "200");
+  EXPECT_EQ(c.streams[a].body, "payload");  // the body went again, whole
+  EXPECT_EQ(field(c.streams[a].trailers, "x-path"), "/again");
+  EXPECT_EQ(c.streams[a].close_code, 0u);
+  ASSERT_EQ(u.conns.size(), 2u);
+  ASSERT_EQ(u.conns[1]->streams.size(), 1u);
+  EXPECT_EQ(field(u.conns[1]->streams.begin()->second.trailers, "x-req-trailer"), "t1");
+  // One record for the stream, answered by the second attempt.
+  ASSERT_TRUE(wait_for([&] { return h.hub().recorded() == 1; }));
+  const auto text = h.hub().last(1)[0].json->text();
+  EXPECT_NE(text.find("\"status\":200"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"error\":null"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"body_bytes\":7,\"body\":\"payload\""), std::string::npos) << text;
+}
+
+TEST(h2_session, a_stream_refused_twice_gets_502) {
+  harness h;
+  upstream u;
+  int refusals = 0;
+  u.on_request = [&](peer& p, std::int32_t id, stream_state&) {
+    ++refusals;
+    p.reset(id, NGHTTP2_REFUSED_STREAM);
+  };
+  h.set_upstream("127.0.0.1", u.port);
+  peer c(peer::kind::client, h.connect_client());
+  const auto a = c.request(get("/never"));
+  ASSERT_TRUE(run_until([&] { return c.streams[a].closed; }, c, {&u}));
+  EXPECT_EQ(refusals, 2);  // the first try and one retry, on two connections
+  EXPECT_EQ(u.conns.size(), 2u);
+  EXPECT_EQ(field(c.streams[a].head, ":status"), "502");
+  ASSERT_TRUE(wait_for([&] { return h.hub().recorded() == 1; }));
+  EXPECT_NE(h.hub().last(1)[0].json->text().find("upstream_reset"), std::string::npos);
+}
+
+TEST(h2_session, other_resets_before_the_response_are_not_retried) {
+  harness h;
+  upstream u;
+  int resets = 0;
+  u.on_request = [&](peer& p, std::int32_t id, stream_state&) {
+    ++resets;
+    p.reset(id, NGHTTP2_INTERNAL_ERROR);
+  };
+  h.set_upstream("127.0.0.1", u.port);
+  peer c(peer::kind::client, h.connect_client());
+  const auto a = c.request(post("/once"), "x");
+  ASSERT_TRUE(run_until([&] { return c.streams[a].closed; }, c, {&u}));
+  EXPECT_EQ(field(c.streams[a].head, ":status"), "502");
+  EXPECT_EQ(resets, 1);
+  EXPECT_EQ(u.conns.size(), 1u);
+}
+
 TEST(h2_session, upstream_connection_is_shared_across_client_connections) {
   harness h;
   upstream u;
@@ -274,7 +342,7 @@ TEST(h2_session, drain_sends_goaway_and_lets_open_streams_finish) {
   peer c(peer::kind::client, h.connect_client());
   const auto id = c.request(get("/long"));
   ASSERT_TRUE(run_until([&] { return got.size() == 1; }, c, {&u}));
-  h.set_draining(true);
+  h.start_drain();
   ASSERT_TRUE(run_until([&] { return c.goaway; }, c, {&u}));
   EXPECT_EQ(c.goaway_last, id);
   u.only().respond(got[0], {{":status", "200"}}, "done");

@@ -72,6 +72,50 @@ TEST(Render, TerminalEscapesAreNeutralised) {
   EXPECT_NE(render(r).find("   .[31mred\n"), std::string::npos);
 }
 
+TEST(Render, GrpcStatusFromTrailersIsShown) {
+  auto r = walkthrough_outbound();
+  r.protocol = "h2";
+  r.stream_id = 1;
+  r.request.method = "POST";
+  r.request.target = "/demo.Greeter/SayHello";
+  r.request.version = "2";
+  r.response->version = "2";
+  r.response->reason.clear();
+  r.response->headers = {{"content-type", "application/grpc"}};
+  r.response->body = {};  // a gRPC message is binary; none here
+  r.response->trailers = {{"grpc-status", "5"}, {"grpc-message", "no such user"}};
+  EXPECT_EQ(render(r),
+            "servicea-7d9f --pu5-> serviceb (default):\n"
+            "   POST /demo.Greeter/SayHello HTTP/2\n"
+            "servicea-7d9f <-pu5-- serviceb (default):\n"
+            "   HTTP/2 200\n"
+            "   grpc-status: 5 NOT_FOUND (no such user)\n");
+  // Coloured on a terminal: red unless OK.
+  const auto coloured =
+      trace::render_record(trace::to_json(r, redaction), trace::render_options{true, false});
+  EXPECT_NE(coloured.find("\x1b[31mgrpc-status: 5 NOT_FOUND"), std::string::npos) << coloured;
+}
+
+TEST(Render, GrpcStatusOfATrailersOnlyAnswerComesFromItsHeaders) {
+  auto r = walkthrough_outbound();
+  r.request.version = "2";
+  r.response->version = "2";
+  r.response->reason.clear();
+  r.response->headers = {{"content-type", "application/grpc"},
+                         {"grpc-status", "14"},
+                         {"grpc-message", "devspaces-proxy: upstream unreachable"}};
+  r.response->body = {};  // a gRPC message is binary; none here
+  const auto text = render(r);
+  EXPECT_NE(text.find("   HTTP/2 200\n   grpc-status: 14 UNAVAILABLE (devspaces-proxy: upstream "
+                      "unreachable)\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Render, NoGrpcLineForOtherAnswers) {
+  EXPECT_EQ(render(walkthrough_outbound()).find("grpc-status"), std::string::npos);
+}
+
 TEST(Render, NonRecordLinesPassThrough) {
   EXPECT_EQ(trace::render_record("not json"), "not json\n");
 }
