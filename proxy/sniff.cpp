@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 
 #include <boost/asio/as_tuple.hpp>
@@ -78,6 +79,35 @@ std::size_t skip_empty_lines(std::string_view b) {
   return std::string_view::npos;
 }
 
+/// A request line whose method holds a separator ("G(T / HTTP/1.1"): not a token, but an
+/// origin that splits the line at whitespace reads it as a request. From `i` (just past the
+/// first token, at a visible non-token character) to the end of the first line: visible
+/// characters and whitespace only, and the line ends in whitespace, "HTTP/", digit, ".", digit.
+/// need_more while the line is still coming; tcp for any other byte or line.
+sniff_verdict classify_line_with_separator(std::string_view b, std::size_t i) {
+  auto lf = b.find('\n', i);
+  const bool complete = lf != std::string_view::npos;
+  auto line = b.substr(i, complete ? lf - i : std::string_view::npos);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // CRLF, or its CR so far
+  for (const char ch : line) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (!(c == ' ' || c == '\t' || (c > 0x20 && c < 0x7f))) return sniff_verdict::tcp;
+  }
+  if (!complete) return sniff_verdict::need_more;
+  constexpr std::string_view version = " HTTP/d.d";
+  if (line.size() < version.size()) return sniff_verdict::tcp;
+  const auto tail = line.substr(line.size() - version.size());
+  for (std::size_t k = 0; k < version.size(); ++k) {
+    const auto c = static_cast<unsigned char>(tail[k]);
+    const char want = version[k];
+    const bool ok = want == ' '   ? (c == ' ' || c == '\t')
+                    : want == 'd' ? (c >= '0' && c <= '9')
+                                  : std::toupper(c) == want;
+    if (!ok) return sniff_verdict::tcp;
+  }
+  return sniff_verdict::http;
+}
+
 }  // namespace
 
 sniff_verdict classify_first_bytes(std::string_view bytes) {
@@ -94,7 +124,13 @@ sniff_verdict classify_first_bytes(std::string_view bytes) {
   while (i < bytes.size() && is_tchar(static_cast<unsigned char>(bytes[i]))) ++i;
   if (i == bytes.size()) return undecided;
   if (i == start) return sniff_verdict::tcp;
-  return bytes[i] == ' ' || bytes[i] == '\t' ? sniff_verdict::http : sniff_verdict::tcp;
+  if (bytes[i] == ' ' || bytes[i] == '\t') return sniff_verdict::http;
+  const auto c = static_cast<unsigned char>(bytes[i]);
+  if (c > 0x20 && c < 0x7f) {
+    const auto v = classify_line_with_separator(bytes, i);
+    return v == sniff_verdict::need_more ? undecided : v;
+  }
+  return sniff_verdict::tcp;
 }
 
 std::chrono::milliseconds speculative_connect_delay(std::chrono::milliseconds sniff_timeout) {

@@ -17,7 +17,8 @@ struct connection_context;
 
 /// What the first bytes of a client stream say about its protocol.
 enum class sniff_verdict {
-  http,       ///< optional empty lines, then a token (any tchar, any case) and SP or HTAB
+  http,       ///< optional empty lines, then a token (any tchar, any case) and SP or HTAB,
+              ///< or a first line ending in an HTTP version whose method holds a separator
   h2,         ///< the HTTP/2 connection preface (h2c with prior knowledge)
   tcp,        ///< anything else: TLS, binary protocols
   need_more,  ///< a prefix of one of the above: wait for more bytes

@@ -147,8 +147,10 @@ std::vector<option_spec> injection_options(injection_settings& s) {
   o.push_back({"--spaces-url", "DEVSPACES_SPACES_URL", "",
                "URL the proxies poll for the space tree (the webhook's /spaces)",
                checked_setter(s.spaces_url, &check_http_url)});
-  o.push_back({"--proxy-log-level", "DEVSPACES_PROXY_LOG_LEVEL", "info", "the proxies' log level",
-               choice_setter(s.log_level, {"trace", "debug", "info", "warn", "error"})});
+  o.push_back(
+      {"--proxy-log-level", "DEVSPACES_PROXY_LOG_LEVEL", "info",
+       "the proxies' log level: trace, debug, info, warn (or warning), error, off; any case",
+       common::log_level_setter(s.log_level)});
   o.push_back({"--proxy-log-format", "DEVSPACES_PROXY_LOG_FORMAT", "json",
                "the proxies' log format", choice_setter(s.log_format, {"text", "json"})});
   o.push_back({"--proxy-workers", "DEVSPACES_PROXY_WORKERS", "2", "the proxies' worker threads",

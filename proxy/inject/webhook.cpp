@@ -518,8 +518,9 @@ int run_webhook_cli(int argc, char** argv) {
   specs.push_back({"--read-timeout", "DEVSPACES_WEBHOOK_READ_TIMEOUT", "10s",
                    "time a client has to send a whole request",
                    common::duration_setter(opts.read_timeout)});
-  specs.push_back({"--log-level", "DEVSPACES_LOG_LEVEL", "info", "trace, debug, info, warn, error",
-                   text_to(opts.log_level)});
+  specs.push_back({"--log-level", "DEVSPACES_LOG_LEVEL", "info",
+                   "trace, debug, info, warn (or warning), error, off; any case",
+                   common::log_level_setter(opts.log_level)});
   std::vector<std::string> args(argv + 2, argv + argc);
   auto parsed = common::parse_options(specs, args, getenv_opt);
   if (parsed.help) {

@@ -20,6 +20,13 @@ bool idle_socket_alive(tcp::socket& socket) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+bool kept_socket_reusable(tcp::socket& socket, clock::time_point idle_since, clock::time_point now,
+                          std::chrono::milliseconds trust) {
+  if (!socket.is_open()) return false;
+  if (now - idle_since < trust) return true;
+  return idle_socket_alive(socket);
+}
+
 upstream_pool::upstream_pool(asio::any_io_executor executor, std::size_t max_total,
                              std::size_t max_per_endpoint, std::chrono::milliseconds idle_timeout)
     : max_total_(max_total),

@@ -63,12 +63,28 @@ TEST(sniff, h2_preface_is_h2) {
 TEST(sniff, everything_else_is_tcp) {
   EXPECT_EQ(classify_first_bytes(std::string_view("\x16\x03\x01\x02\x00", 5)), sniff_verdict::tcp);
   EXPECT_EQ(classify_first_bytes(" GET"), sniff_verdict::tcp);
-  EXPECT_EQ(classify_first_bytes("GET/ "), sniff_verdict::tcp);
+  EXPECT_EQ(classify_first_bytes("GET/ \r\n"), sniff_verdict::tcp);
+  EXPECT_EQ(classify_first_bytes("{\"op\":\"get\"} HTTP/1.1\r\n"), sniff_verdict::tcp);
   EXPECT_EQ(classify_first_bytes("SSH-2.0-OpenSSH\r\n"), sniff_verdict::tcp);
   EXPECT_EQ(classify_first_bytes("*1\r\n$4\r\nPING\r\n"), sniff_verdict::tcp);  // RESP
   EXPECT_EQ(classify_first_bytes(std::string_view("\0\0\0\x08", 4)), sniff_verdict::tcp);
   EXPECT_EQ(classify_first_bytes("\rGET / HTTP/1.1"), sniff_verdict::tcp);  // bare CR
   EXPECT_EQ(classify_first_bytes("\r\n\x16"), sniff_verdict::tcp);
+}
+
+// An origin that splits the request line at whitespace reads "G(T" as a method: a first line
+// that ends in an HTTP version goes to the parser (which rejects it) however the method looks,
+// and a line still coming waits for its end, so splitting it into segments does not help.
+TEST(sniff, request_line_with_a_separator_in_the_method_is_http) {
+  for (const char* s : {"G(T / HTTP/1.1\r\n", "G(T / HTTP/1.1\n", "GET/x /y HTTP/1.0\r\nHost: a",
+                        "a:b\t/\thttp/1.1\r\n", "G@T /a?b=c HTTP/9.9\r\n\r\n"})
+    EXPECT_EQ(classify_first_bytes(s), sniff_verdict::http) << s;
+  for (const char* s : {"G(", "G(T", "G(T / HTTP/1.", "G(T / HTTP/1.1\r"})
+    EXPECT_EQ(classify_first_bytes(s), sniff_verdict::need_more) << s;
+  for (const char* s : {"G(T / HTTP/1.1x\r\n", "G(T /\r\n", "G(T\x01 / HTTP/1.1\r\n",
+                        "G(T / HTTP/1.1\rX\n", "G(THTTP/1.1\r\n"})
+    EXPECT_EQ(classify_first_bytes(s), sniff_verdict::tcp) << s;
+  EXPECT_EQ(classify_first_bytes("G(" + std::string(sniff_limit, 'x')), sniff_verdict::http);
 }
 
 TEST(sniff, undecided_prefix_waits_for_more) {

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "common/options.hpp"
+#include "proxy/inject/settings.hpp"
+
 namespace devspaces::proxy::inject {
 namespace {
 
@@ -200,6 +203,38 @@ TEST(inject_mutation, value_checks) {
   EXPECT_FALSE(check_inbound_ports("*"));
   EXPECT_TRUE(check_port_list("0"));
   EXPECT_FALSE(check_port_list(""));
+}
+
+// --proxy-log-level takes level names the way operators write them (the proxy's own parser):
+// any case, `warning` for `warn`; the pod gets the canonical name.
+TEST(inject_settings, proxy_log_level_any_case_normalised) {
+  const auto level = [](std::string value) -> std::optional<std::string> {
+    injection_settings s;
+    const auto specs = injection_options(s);
+    const std::vector<std::string> args{"--proxy-log-level", std::move(value)};
+    const auto parsed = common::parse_options(
+        specs, args, [](const std::string&) { return std::optional<std::string>{}; });
+    if (parsed.error) return std::nullopt;
+    return s.log_level;
+  };
+  EXPECT_EQ(level("debug"), "debug");
+  EXPECT_EQ(level("DEBUG"), "debug");
+  EXPECT_EQ(level("Warning"), "warn");
+  EXPECT_EQ(level("WARN"), "warn");
+  EXPECT_EQ(level("Error"), "error");
+  EXPECT_EQ(level("off"), "off");
+  EXPECT_EQ(level("verbose"), std::nullopt);
+  EXPECT_EQ(level(""), std::nullopt);
+
+  injection_settings s;
+  const auto specs = injection_options(s);
+  const std::vector<std::string> args{"--proxy-log-level=Warning"};
+  ASSERT_FALSE(common::parse_options(specs, args, [](const std::string&) {
+                 return std::optional<std::string>{};
+               }).error);
+  const auto p = injected(pod(), s);
+  EXPECT_EQ(env_of(container(p, "initContainers", "devspaces-proxy"), "DEVSPACES_LOG_LEVEL"),
+            "warn");
 }
 
 }  // namespace

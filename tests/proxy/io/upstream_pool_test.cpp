@@ -79,5 +79,21 @@ TEST_F(pool_test, bounds_and_idle_timeout) {
   EXPECT_FALSE(pool.take(ep));
 }
 
+TEST(kept_socket_reusable, trusts_a_recent_exchange_and_peeks_after) {
+  asio::io_context io;
+  tcp::acceptor acc{io, {asio::ip::make_address("127.0.0.1"), 0}};
+  tcp::socket c(io);
+  c.connect(acc.local_endpoint());
+  auto s = acc.accept();
+  const auto now = std::chrono::steady_clock::now();
+  EXPECT_TRUE(kept_socket_reusable(c, now, now));
+  s.close();  // the upstream closes it
+  EXPECT_TRUE(kept_socket_reusable(c, now - 10ms, now)) << "within the trust window: no recv";
+  EXPECT_FALSE(kept_socket_reusable(c, now - 2s, now)) << "after it: the peek sees the FIN";
+  EXPECT_FALSE(kept_socket_reusable(c, now - 2s, now, 0ms));
+  c.close();
+  EXPECT_FALSE(kept_socket_reusable(c, now, now));
+}
+
 }  // namespace
 }  // namespace devspaces::proxy::io
