@@ -39,6 +39,7 @@ def stop_and_print(pod, follower):
         out, _ = follower.communicate()
     for line in out.rstrip().splitlines():
         say("   " + line)
+    return out
 
 
 def grpc_hop(caller):
@@ -133,7 +134,9 @@ def main():
             say("== What each proxy recorded (devspaces-proxy traces, one follower per pod)")
             for p, follower in followers.items():
                 say(f"-- {p.pod_name} (space {p.space})")
-                stop_and_print(p, follower)
+                shown = stop_and_print(p, follower)
+                if p is b_default:  # the gRPC hop's outcome in the human view
+                    ok = ok and "grpc-status: 0 OK" in shown
             say()
             say("== Route decisions (outbound) from /metrics of servicea.azureuser")
             for d in ("own", "parent", "grandparent", "original", "no_header"):

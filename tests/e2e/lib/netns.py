@@ -35,7 +35,7 @@ def run(args, check=True, **kw):
     return res
 
 
-def wait_until(cond, timeout=10.0, what="condition"):
+def wait_until(cond, timeout=30.0, what="condition"):
     """Polls cond() until truthy or timeout; returns its value or raises TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:
@@ -97,7 +97,7 @@ class Namespace:
                 "    sys.exit(1)\n")
         return self.run(["python3", "-c", code], check=False).returncode == 0
 
-    def wait_port(self, host, port, timeout=10.0):
+    def wait_port(self, host, port, timeout=30.0):
         """Waits until something accepts on host:port inside the namespace."""
         wait_until(lambda: self.can_connect(host, port), timeout, f"{host}:{port} in {self.name}")
 
