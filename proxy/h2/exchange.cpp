@@ -17,8 +17,8 @@
 #include "proxy/config.hpp"
 #include "proxy/h2/log.hpp"
 #include "proxy/h2/upstream.hpp"
+#include "proxy/http/route_step.hpp"
 #include "proxy/io/socket_util.hpp"
-#include "proxy/routing/router.hpp"
 #include "proxy/trace/hub.hpp"
 
 namespace devspaces::proxy::h2 {
@@ -52,6 +52,20 @@ std::string lowercase(std::string_view s) {
   return out;
 }
 
+// The fields of a header block as the trace record shows them: without the pseudo-fields.
+std::vector<field_view> regular_fields(const field_list& fields) {
+  std::vector<field_view> out;
+  out.reserve(fields.size());
+  for (const auto& [n, v] : fields) {
+    if (!n.starts_with(':')) out.emplace_back(n, v);
+  }
+  return out;
+}
+
+std::span<const char> as_chars(std::span<const std::uint8_t> data) {
+  return {reinterpret_cast<const char*>(data.data()), data.size()};
+}
+
 }  // namespace
 
 std::int32_t submit_request(nghttp2_session* s, const field_list& fields, exchange* body) {
@@ -63,7 +77,11 @@ std::int32_t submit_request(nghttp2_session* s, const field_list& fields, exchan
 }
 
 exchange::exchange(client_link& client, std::int32_t stream_id)
-    : client_(&client), ctx_(client.context()), id_(stream_id) {}
+    : client_(&client),
+      ctx_(client.context()),
+      id_(stream_id),
+      rec_(ctx_.services ? ctx_.services->traces : nullptr,
+           ctx_.services ? ctx_.services->cfg->trace_body_bytes : 0) {}
 
 exchange::~exchange() = default;
 
@@ -83,10 +101,7 @@ void exchange::on_request_head(bool end_stream) {
 }
 
 void exchange::on_request_data(std::span<const std::uint8_t> data) {
-  if (rec_) {
-    rec_->request.body.append({reinterpret_cast<const char*>(data.data()), data.size()},
-                              ctx_.services->cfg->trace_body_bytes);
-  }
+  rec_.on_body(trace::message_side::request, as_chars(data));
   if (discarding_ || !client_open()) {
     if (client_open()) {
       nghttp2_session_consume(client_->client_session(), id_, data.size());
@@ -155,7 +170,7 @@ asio::awaitable<void> exchange::forward(std::shared_ptr<exchange> self) {
   tcp::endpoint target = self->ctx_.original_dst;
   const bool routed = co_await self->route(target);
   if (!routed || !self->client_open()) co_return;
-  if (self->rec_) self->rec_->upstream = io::format_endpoint(target).view();
+  if (self->rec_.active()) self->rec_.on_upstream(io::format_endpoint(target).view());
   self->target_ = target;
   co_await self->connect_and_submit(nullptr);
 }
@@ -222,32 +237,22 @@ std::size_t exchange::client_credit(std::size_t n) {
 asio::awaitable<bool> exchange::route(tcp::endpoint& target) {
   auto* router = ctx_.services ? ctx_.services->router : nullptr;
   if (router == nullptr) co_return true;
-  const auto& cfg = *ctx_.services->cfg;
-  const std::string header = lowercase(cfg.route_header);
+  const std::string header = lowercase(ctx_.services->cfg->route_header);
   std::string_view host = find_field(request_, ":authority");
   if (host.empty()) host = find_field(request_, "host");
-  std::vector<routing::header_ref> fields;
+  std::vector<field_view> fields;
   fields.reserve(request_.size());
   for (const auto& [n, v] : request_) fields.emplace_back(n, v);
-  routing::route_result rr;
-  if (ctx_.dir == direction::inbound) {
-    rr = router->route_inbound(host, fields);
-  } else {
-    // `host` and `fields` point into request_, which nothing changes while this waits.
-    rr = co_await router->route_outbound(host, fields);
-  }
+  // `host` and `fields` point into request_, which nothing changes while this waits.
+  auto rr = co_await http::route_request(router, ctx_.dir, header, host, fields, ctx_.original_dst);
   if (!client_open()) co_return false;
-  if (rr.insert_header && rr.route_as) {
-    request_.emplace_back(header, *rr.route_as);
-    if (rec_) rec_->request.headers.emplace_back(header, *rr.route_as);
+  std::optional<field_view> added;
+  if (rr.add_field) {
+    request_.emplace_back(rr.add_field->first, rr.add_field->second);
+    added.emplace(request_.back().first, request_.back().second);
   }
-  if (rr.target) target = tcp::endpoint(*rr.target, ctx_.original_dst.port());
-  if (rec_) {
-    rec_->route_as = rr.route_as;
-    rec_->route_as_source = rr.source;
-    rec_->route = std::move(rr.decision);
-    if (rr.trace) rec_->trace_id = rr.trace->hex();
-  }
+  target = rr.target;
+  rec_.on_route(rr.route_as, rr.source, std::move(rr.decision), added, std::move(rr.trace_id));
   co_return true;
 }
 
@@ -313,9 +318,8 @@ void exchange::on_response_head(bool end_stream) {
   if (abandoned_) return;
   if (response_head_done_) {  // trailers (nghttp2 checks they end the stream)
     response_end_ = true;
-    if (rec_ && rec_->response) {
-      for (const auto& f : response_trailers_) rec_->response->trailers.push_back(f);
-    }
+    if (rec_.active())
+      rec_.on_trailers(trace::message_side::response, regular_fields(response_trailers_));
     if (client_open() && response_head_sent_) {
       nghttp2_session_resume_data(client_->client_session(), id_);
       client_->client_kick();
@@ -334,15 +338,7 @@ void exchange::on_response_head(bool end_stream) {
   response_end_ = end_stream;
   std::string().swap(sent_body_);  // the upstream took the stream: no replay from here on
   replayable_ = false;
-  if (rec_) {
-    trace::response_info r;
-    r.status = status;
-    r.version = "2";
-    for (const auto& [n, v] : response_) {
-      if (!n.starts_with(':')) r.headers.emplace_back(n, v);
-    }
-    rec_->response = std::move(r);
-  }
+  if (rec_.active()) rec_.on_response_head({status, {}, "2", regular_fields(response_)});
   if (!client_open()) return;
   field_list out;
   out.reserve(response_.size());
@@ -365,10 +361,7 @@ void exchange::on_response_head(bool end_stream) {
 }
 
 void exchange::on_response_data(std::span<const std::uint8_t> data) {
-  if (rec_ && rec_->response && !abandoned_) {
-    rec_->response->body.append({reinterpret_cast<const char*>(data.data()), data.size()},
-                                ctx_.services->cfg->trace_body_bytes);
-  }
+  if (!abandoned_) rec_.on_body(trace::message_side::response, as_chars(data));
   if (!client_open() || abandoned_) {
     nghttp2_session_consume(up_->ng(), up_id_, data.size());
     up_->kick();
@@ -476,18 +469,12 @@ void exchange::answer_error(int status, std::string_view reason, const char* cod
     response_end_ = true;
   }
   response_head_done_ = true;
-  if (rec_) {
-    trace::response_info r;
-    r.status = status_;
-    r.version = "2";
-    for (const auto& [n, v] : out) {
-      if (!n.starts_with(':')) r.headers.emplace_back(n, v);
-    }
+  if (rec_.active()) {
+    rec_.on_response_head({status_, {}, "2", regular_fields(out)});
     if (!response_body_.empty()) {
-      r.body.append({message.data(), message.size()}, ctx_.services->cfg->trace_body_bytes);
-      r.body.append({"\n", 1}, ctx_.services->cfg->trace_body_bytes);
+      rec_.on_body(trace::message_side::response, std::span<const char>(message));
+      rec_.on_body(trace::message_side::response, std::span<const char>("\n", 1));
     }
-    rec_->response = std::move(r);
   }
   const auto nv = to_nv(out);
   nghttp2_data_provider prd{};
@@ -504,28 +491,17 @@ void exchange::answer_error(int status, std::string_view reason, const char* cod
 // ---- trace record and metrics
 
 void exchange::begin_record() {
-  auto* hub = ctx_.services ? ctx_.services->traces : nullptr;
-  if (hub == nullptr || !hub->wanted()) return;
+  if (!rec_.wanted()) return;
   const auto& cfg = *ctx_.services->cfg;
-  rec_ = std::make_unique<trace::record>();
-  auto& r = *rec_;
-  r.id = trace::next_id();
-  r.ts = std::chrono::system_clock::now();
-  r.outbound = ctx_.dir == direction::outbound;
-  r.pod = cfg.pod_name;
-  r.space = cfg.space;
-  r.client = io::format_endpoint(ctx_.client).view();
-  r.original_dst = io::format_endpoint(ctx_.original_dst).view();
-  r.protocol = "h2";
-  r.stream_id = id_;
-  r.request.method = find_field(request_, ":method");
-  r.request.target = find_field(request_, ":path");
-  r.request.version = "2";
-  r.request.host = find_field(request_, ":authority");
-  if (r.request.host.empty()) r.request.host = find_field(request_, "host");
-  for (const auto& [n, v] : request_) {
-    if (!n.starts_with(':')) r.request.headers.emplace_back(n, v);
-  }
+  rec_.begin({ctx_.dir == direction::outbound, cfg.pod_name, cfg.space,
+              io::format_endpoint(ctx_.client).view(),
+              io::format_endpoint(ctx_.original_dst).view()});
+  rec_.on_protocol("h2", id_);
+  std::string_view host = find_field(request_, ":authority");
+  if (host.empty()) host = find_field(request_, "host");
+  const auto fields = regular_fields(request_);
+  rec_.on_request_head(
+      {find_field(request_, ":method"), find_field(request_, ":path"), "2", host, fields});
 }
 
 void exchange::finish(const char* error) {
@@ -539,12 +515,7 @@ void exchange::finish(const char* error) {
     metrics->http_requests(ctx_.dir, method_idx_, cls).Increment();
     metrics->http_duration(ctx_.dir).Observe(std::chrono::duration<double>(dur).count());
   }
-  if (rec_ && ctx_.services->traces != nullptr) {
-    rec_->duration = std::chrono::duration_cast<std::chrono::microseconds>(dur);
-    if (error != nullptr) rec_->error = error;
-    ctx_.services->traces->push(std::move(*rec_));
-  }
-  rec_.reset();
+  rec_.finish(std::chrono::duration_cast<std::chrono::microseconds>(dur), error);
 }
 
 }  // namespace devspaces::proxy::h2

@@ -13,7 +13,7 @@
 
 #include "proxy/h2/ng.hpp"
 #include "proxy/io/connection_context.hpp"
-#include "proxy/trace/record.hpp"
+#include "proxy/trace/exchange_recorder.hpp"
 
 namespace devspaces::proxy::h2 {
 
@@ -88,7 +88,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
   io::connection_context ctx_;  // a copy: the stream may outlive its client connection
   std::int32_t id_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::unique_ptr<trace::record> rec_;
+  trace::exchange_recorder rec_;  // builds the stream's record only when tracing is wanted
 
   field_list request_;  // pseudo-fields and fields as received (then as forwarded)
   field_list request_trailers_;

@@ -30,6 +30,13 @@ void exchange_recorder::begin(const exchange_identity& who) {
   r.original_dst = who.original_dst;
 }
 
+void exchange_recorder::on_protocol(std::string_view protocol,
+                                    std::optional<std::int32_t> stream_id) {
+  if (!rec_) return;
+  rec_->protocol = protocol;
+  rec_->stream_id = stream_id;
+}
+
 void exchange_recorder::on_request_line(std::string_view method, std::string_view target,
                                         std::string_view version) {
   if (!rec_) return;
@@ -84,7 +91,7 @@ void exchange_recorder::on_trailers(message_side side, std::span<const field_vie
   if (side == message_side::request) {
     copy_fields(rec_->request.headers, fields);
   } else if (rec_->response) {
-    copy_fields(rec_->response->headers, fields);
+    copy_fields(rec_->response->trailers, fields);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -43,6 +44,8 @@ class exchange_recorder {
   /// True while a record is being built.
   bool active() const { return rec_ != nullptr; }
 
+  /// The protocol (`http/1.1`, `h2`, ...) and, for HTTP/2, the client side's stream id.
+  void on_protocol(std::string_view protocol, std::optional<std::int32_t> stream_id);
   /// The request line, as far as it was parsed (also for a head that then failed).
   void on_request_line(std::string_view method, std::string_view target, std::string_view version);
   /// The whole request head (start line, authority, fields as received).
@@ -63,7 +66,8 @@ class exchange_recorder {
     if (!rec_) return;
     for (auto s : segments) on_body(side, s);
   }
-  /// Trailer fields of one side (recorded as fields of that message after its head).
+  /// Trailer fields of one side: the response's go to its `trailers`; the request's (which the
+  /// record has no place for) are appended to its fields.
   void on_trailers(message_side side, std::span<const field_view> fields);
   /// Ends the record: duration, error code (null when none), then hands it to the sink.
   void finish(std::chrono::microseconds duration, const char* error);
