@@ -577,6 +577,10 @@ struct parser::impl : parser::message_state {
         return fail(s, parse_error::bad_transfer_encoding);
       }
       if (request && !chunked_last) return fail(s, parse_error::bad_transfer_encoding);
+      // Our reading and llhttp's must agree on chunked framing: llhttp does not take
+      // "chunked<HTAB>" for chunked, and with an Upgrade it then frames no body at all, while an
+      // origin reads a chunked body (HTAB is optional whitespace): reject rather than desync.
+      if (chunked_last != s.head.chunked) return fail(s, parse_error::bad_transfer_encoding);
     }
     if (cl != nullptr) {
       if (p->content_length >

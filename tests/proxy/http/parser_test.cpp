@@ -305,6 +305,12 @@ TEST(parser, smuggling_vectors_are_rejected) {
       {"TE tab obfuscation", get + "Transfer-Encoding:\tchunked\x0b\r\n\r\n",
        parse_error::invalid_header_char},
       {"TE gzip only", get + "Transfer-Encoding: gzip\r\n\r\n", parse_error::bad_transfer_encoding},
+      {"TE chunked with trailing tab, upgrade",
+       get + "Upgrade: h\r\nConnection: Upgrade, e\t\r\nTransfer-Encoding: chunked\t\r\n\r\n"
+             "5\r\nhello\r\n0\r\n\r\n",
+       parse_error::bad_transfer_encoding},
+      {"TE chunked with trailing tab", get + "Transfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n",
+       parse_error::bad_transfer_encoding},
       {"duplicate CL differing", get + "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
        parse_error::duplicate_content_length},
       {"duplicate CL identical", get + "Content-Length: 1\r\nContent-Length: 1\r\n\r\na",
