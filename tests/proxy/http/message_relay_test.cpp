@@ -19,6 +19,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "tests/support/run_until.hpp"
+
 namespace devspaces::proxy::http {
 namespace {
 
@@ -27,15 +29,7 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 
-bool run_until(asio::io_context& io, const std::function<bool()>& done,
-               clock::duration limit = 5s) {
-  const auto end = clock::now() + limit;
-  while (!done() && clock::now() < end) {
-    io.restart();
-    io.run_one_for(10ms);
-  }
-  return done();
-}
+using test::run_until;
 
 // Two loopback connections: the test writes into `src_peer`, the relay reads `src` and writes
 // `dst`, the test reads what arrives on `dst_peer`.

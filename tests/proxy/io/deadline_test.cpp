@@ -13,6 +13,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "tests/support/run_until.hpp"
+
 namespace devspaces::proxy::io {
 namespace {
 
@@ -21,16 +23,7 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 
-// Runs handlers until `done` holds or `limit` passes; returns `done()`.
-bool run_until(asio::io_context& io, const std::function<bool()>& done,
-               clock::duration limit = 5s) {
-  const auto end = clock::now() + limit;
-  while (!done() && clock::now() < end) {
-    io.restart();
-    io.run_one_for(10ms);
-  }
-  return done();
-}
+using test::run_until;
 
 // Closes the deadline (waits for its callback) so it can be destroyed.
 void close(asio::io_context& io, deadline& d) {
