@@ -42,6 +42,12 @@ rej(c, "TE in disguise with CL", P + "Content-Length: 5\r\nTransfer_Encoding: ch
 rej(c, "CL in disguise with TE", P + "Content_Length: 5\r\n" + TE + "\r\n" + body)
 rej(c, "TE quoted", P + 'Transfer-Encoding: "chunked"\r\n\r\n' + body)
 rej(c, "TE with NUL", P + "Transfer-Encoding: chunked\x00\r\n\r\n" + body)
+# An origin reads "chunked" followed by a tab (optional whitespace) as chunked; a parser that
+# does not, and sees an upgrade, frames no body at all.
+rej(c, "TE chunked-tab with Upgrade", P + "Transfer-Encoding: chunked\t\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade, e\r\n\r\n" + body)
+rej(c, "TE chunked-tab with Upgrade and CL", P + "Content-Length: 3\r\nTransfer-Encoding: chunked\t\r\n"
+    "Upgrade: h2c\r\nConnection: Upgrade\r\n\r\n" + body)
 fwd(c, "TE uppercase CHUNKED", P + "Transfer-Encoding: CHUNKED\r\n\r\n" + body)
 fwd(c, "TE gzip, chunked", P + "Transfer-Encoding: gzip, chunked\r\n\r\n" + body)
 
