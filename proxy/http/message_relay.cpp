@@ -16,6 +16,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "proxy/io/readiness.hpp"
+
 namespace devspaces::proxy::http {
 
 namespace asio = boost::asio;
@@ -114,19 +116,20 @@ void message_relay::count_written(std::size_t n) {
     hooks_.written_bytes->Increment(static_cast<double>(n));
 }
 
-// The one place this relay reads: a different readiness model (another reactor, io_uring)
-// changes only these two functions.
+// The one place this relay reads. Reads are readiness-first (io::read_some): a receive is made
+// only when the socket may hold bytes, so the read after a message's last bytes waits for the
+// next readiness event instead of failing with EAGAIN.
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::read_some(
     tcp::socket& from, std::size_t max, read_policy policy) {
   if (policy == read_policy::wait_first) return wait_then_read(from, max);
-  return from.async_read_some(asio::buffer(buf_.base() + buf_.end, max), token{});
+  return io::read_some(from, buf_.base() + buf_.end, max);
 }
 
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::wait_then_read(
     tcp::socket& from, std::size_t max) {
-  auto [ec] = co_await from.async_wait(tcp::socket::wait_read, token{});
+  auto ec = co_await io::wait_readable(from);
   if (ec) co_return std::tuple{ec, std::size_t{0}};
-  co_return co_await from.async_read_some(asio::buffer(buf_.base() + buf_.end, max), token{});
+  co_return co_await io::read_some(from, buf_.base() + buf_.end, max);
 }
 
 relay_status message_relay::feed_head() {

@@ -50,10 +50,10 @@ struct byte_buffer {
   void clear() { end = parsed = sent = 0; }
 };
 
-/// How a read waits for bytes. `speculative` tries the socket at once (Asio's
-/// async_read_some: a receive first, queued for the next readiness event when it finds nothing);
-/// `wait_first` waits for readability, then reads (Asio's async_wait re-arms the descriptor with
-/// an epoll_ctl each time, so this trades a failing receive for an epoll_ctl).
+/// How a read waits for bytes. `speculative` receives at once when the socket may hold bytes
+/// (io::read_some: after a read that drained the socket it waits for the next readiness event);
+/// `wait_first` first waits until the socket is readable, then reads. Neither changes the
+/// epoll registration nor makes a receive that is known to fail.
 enum class read_policy : std::uint8_t { speculative, wait_first };
 
 /// How one relay step ended.

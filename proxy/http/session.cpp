@@ -26,6 +26,7 @@
 #include "proxy/io/connect.hpp"
 #include "proxy/io/deadline.hpp"
 #include "proxy/io/drain_signal.hpp"
+#include "proxy/io/readiness.hpp"
 #include "proxy/io/relay.hpp"
 #include "proxy/io/socket_util.hpp"
 #include "proxy/io/upstream_pool.hpp"
@@ -256,7 +257,8 @@ asio::awaitable<void> session::serve_requests() {
       // An idle keep-alive connection waits for its next request holding no buffer, no parser
       // state and no exchange frame. The deadline cancels this wait on header timeout or drain;
       // EOF shows up as readable.
-      auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, token{});
+      io::watch_peer_close(client_);  // once per connection: short reads are then trusted
+      auto ec = co_await io::wait_readable(client_);
       if (ec) {
         io::close_quietly(client_);
         co_return;
@@ -557,6 +559,7 @@ bool session::keep_alive_after(exchange_outcome& o) {
     io::close_quietly(*up_);
     up_.reset();
   }
+  if (up_) io::watch_peer_close(*up_);  // kept: its reuse check then needs no system call
   if (!both_keep || closing() || deadline_.expired()) {
     o.end = exchange_end::close;
     return false;

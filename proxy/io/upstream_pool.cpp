@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include "proxy/io/readiness.hpp"
 #include "proxy/io/socket_util.hpp"
 
 namespace devspaces::proxy::io {
@@ -23,6 +24,14 @@ bool idle_socket_alive(tcp::socket& socket) {
 bool kept_socket_reusable(tcp::socket& socket, clock::time_point idle_since, clock::time_point now,
                           std::chrono::milliseconds trust) {
   if (!socket.is_open()) return false;
+  switch (idle_state_of(socket)) {
+    case idle_state::quiet:
+      return true;
+    case idle_state::stirred:
+      return idle_socket_alive(socket);
+    case idle_state::unknown:
+      break;
+  }
   if (now - idle_since < trust) return true;
   return idle_socket_alive(socket);
 }
@@ -48,7 +57,8 @@ std::optional<tcp::socket> upstream_pool::take(const tcp::endpoint& endpoint) {
     entry e = std::move(q.back());
     q.pop_back();
     --total_;
-    if (now - e.since < idle_timeout_ && idle_socket_alive(e.socket))
+    if (now - e.since < idle_timeout_ &&
+        (idle_state_of(e.socket) == idle_state::quiet || idle_socket_alive(e.socket)))
       found.emplace(std::move(e.socket));
     else
       close_quietly(e.socket);

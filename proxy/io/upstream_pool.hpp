@@ -58,10 +58,13 @@ class upstream_pool {
 /// True when an idle socket is still usable: open, no EOF, no error, no unread bytes.
 bool idle_socket_alive(boost::asio::ip::tcp::socket& socket);
 
-/// Whether a connection kept idle since `idle_since` may be reused. Within `trust` of its last
-/// exchange it is taken as alive without asking the kernel (an upstream closes a keep-alive
-/// connection after seconds of idleness, not microseconds; a reused connection that turns out
-/// closed is retried by the caller anyway); after that, idle_socket_alive() peeks (one `recv`).
+/// Whether a connection kept idle since `idle_since` may be reused. A socket watched for the
+/// peer's close (watch_peer_close()) is answered from the reactor's readiness state: quiet since
+/// its last read means alive, anything else is checked with idle_socket_alive() (one `recv`
+/// peek). An unwatched socket within `trust` of its last exchange is taken as alive without
+/// asking the kernel (an upstream closes a keep-alive connection after seconds of idleness, not
+/// microseconds; a reused connection that turns out closed is retried by the caller anyway);
+/// after that it is peeked.
 bool kept_socket_reusable(boost::asio::ip::tcp::socket& socket,
                           std::chrono::steady_clock::time_point idle_since,
                           std::chrono::steady_clock::time_point now,

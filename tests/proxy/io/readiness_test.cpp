@@ -1,0 +1,241 @@
+#include "proxy/io/readiness.hpp"
+
+#include <sys/socket.h>
+
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "tests/support/run_until.hpp"
+
+namespace devspaces::proxy::io {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using namespace std::chrono_literals;
+using test::run_until;
+
+// Real loopback TCP: `ours` is the proxy's side, `peer` writes with plain system calls.
+struct readiness_test : ::testing::Test {
+  asio::io_context io{1};
+  tcp::acceptor acc{io, {asio::ip::make_address("127.0.0.1"), 0}};
+  tcp::socket ours{io};
+  tcp::socket peer{io};
+
+  void SetUp() override {
+    if (!readiness_tracked()) GTEST_SKIP() << "readiness is not tracked with this reactor";
+    peer.connect(acc.local_endpoint());
+    ours = acc.accept();
+    ours.non_blocking(true);
+  }
+
+  void peer_send(const std::string& s) {
+    ASSERT_EQ(::send(peer.native_handle(), s.data(), s.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(s.size()));
+  }
+
+  // One read_some on `ours`, run as a coroutine; the result shows up in `done`.
+  struct pending_read {
+    std::optional<std::tuple<error_code, std::size_t>> done;
+    char buf[64] = {};
+    std::string text() const { return {buf, done ? std::get<1>(*done) : 0}; }
+  };
+  void start_read(pending_read& r, std::size_t size = 64) {
+    asio::co_spawn(
+        io,
+        [&r, this, size]() -> asio::awaitable<void> {
+          r.done = co_await read_some(ours, r.buf, size);
+        },
+        asio::detached);
+  }
+  // Reads once and waits (running the io_context) for the result.
+  pending_read read_now(std::size_t size = 64) {
+    pending_read r;
+    start_read(r, size);
+    EXPECT_TRUE(run_until(io, [&] { return r.done.has_value(); }, 3s));
+    return r;
+  }
+  // Runs the io_context for a while, so that readiness events are taken in.
+  void settle(std::chrono::milliseconds d = 30ms) {
+    const auto end = std::chrono::steady_clock::now() + d;
+    run_until(io, [&] { return std::chrono::steady_clock::now() >= end; }, d + 1s);
+  }
+};
+
+TEST_F(readiness_test, short_read_on_a_watched_socket_leaves_it_quiet_until_bytes_come) {
+  watch_peer_close(ours);
+  peer_send("abc");
+  settle();
+  auto first = read_now();
+  EXPECT_FALSE(std::get<0>(*first.done));
+  EXPECT_EQ(first.text(), "abc");
+  EXPECT_EQ(idle_state_of(ours), idle_state::quiet);
+
+  pending_read second;
+  start_read(second);
+  settle(80ms);
+  EXPECT_FALSE(second.done.has_value()) << "a read completed with no bytes sent";
+  peer_send("de");
+  ASSERT_TRUE(run_until(io, [&] { return second.done.has_value(); }, 3s));
+  EXPECT_FALSE(std::get<0>(*second.done));
+  EXPECT_EQ(second.text(), "de");
+}
+
+TEST_F(readiness_test, bytes_and_close_that_arrive_together_give_the_bytes_then_eof) {
+  watch_peer_close(ours);
+  peer_send("last");
+  peer.shutdown(tcp::socket::shutdown_send);
+  std::this_thread::sleep_for(30ms);  // both in the receive queue before one event reports them
+  settle();                           // and that event taken in before the read
+  auto first = read_now();
+  EXPECT_EQ(first.text(), "last");
+  EXPECT_NE(idle_state_of(ours), idle_state::quiet);
+  auto second = read_now();
+  ASSERT_TRUE(second.done.has_value()) << "the read after the bytes hung on the pending close";
+  EXPECT_EQ(std::get<0>(*second.done), asio::error::eof);
+}
+
+TEST_F(readiness_test, a_close_after_a_drained_read_ends_the_next_read) {
+  watch_peer_close(ours);
+  peer_send("x");
+  auto first = read_now();
+  EXPECT_EQ(first.text(), "x");
+  pending_read second;
+  start_read(second);
+  settle();
+  peer.shutdown(tcp::socket::shutdown_send);
+  ASSERT_TRUE(run_until(io, [&] { return second.done.has_value(); }, 3s));
+  EXPECT_EQ(std::get<0>(*second.done), asio::error::eof);
+}
+
+TEST_F(readiness_test, watching_after_bytes_and_close_arrived_still_sees_the_close) {
+  peer_send("late");
+  peer.shutdown(tcp::socket::shutdown_send);
+  settle();
+  watch_peer_close(ours);  // the close happened before it was watched
+  EXPECT_EQ(read_now().text(), "late");
+  auto second = read_now();
+  ASSERT_TRUE(second.done.has_value());
+  EXPECT_EQ(std::get<0>(*second.done), asio::error::eof);
+}
+
+TEST_F(readiness_test, bytes_that_come_while_no_read_is_pending_are_read) {
+  watch_peer_close(ours);
+  peer_send("one");
+  EXPECT_EQ(read_now().text(), "one");
+  ASSERT_EQ(idle_state_of(ours), idle_state::quiet);
+  peer_send("two");
+  settle();  // the event is taken in with no read pending
+  EXPECT_EQ(idle_state_of(ours), idle_state::stirred);
+  EXPECT_EQ(read_now().text(), "two");
+}
+
+TEST_F(readiness_test, a_full_read_does_not_claim_the_socket_drained) {
+  watch_peer_close(ours);
+  peer_send("0123456789");
+  settle();
+  auto first = read_now(4);
+  EXPECT_EQ(first.text(), "0123");
+  EXPECT_EQ(idle_state_of(ours), idle_state::stirred);
+  EXPECT_EQ(read_now(64).text(), "456789");
+}
+
+TEST_F(readiness_test, an_unwatched_socket_is_never_taken_for_quiet) {
+  peer_send("abc");
+  EXPECT_EQ(read_now().text(), "abc");
+  EXPECT_EQ(idle_state_of(ours), idle_state::unknown);
+  pending_read second;  // still completes when bytes come (Asio's own path)
+  start_read(second);
+  settle();
+  peer_send("d");
+  ASSERT_TRUE(run_until(io, [&] { return second.done.has_value(); }, 3s));
+  EXPECT_EQ(second.text(), "d");
+}
+
+TEST_F(readiness_test, cancel_ends_a_waiting_read_and_the_socket_reads_on_afterwards) {
+  watch_peer_close(ours);
+  peer_send("a");
+  EXPECT_EQ(read_now().text(), "a");
+  pending_read waiting;
+  start_read(waiting);
+  settle();
+  ours.cancel();
+  ASSERT_TRUE(run_until(io, [&] { return waiting.done.has_value(); }, 3s));
+  EXPECT_EQ(std::get<0>(*waiting.done), asio::error::operation_aborted);
+  peer_send("b");
+  EXPECT_EQ(read_now().text(), "b");
+}
+
+TEST_F(readiness_test, a_cancelled_coroutine_removes_its_wait) {
+  using namespace asio::experimental::awaitable_operators;
+  watch_peer_close(ours);
+  peer_send("a");
+  EXPECT_EQ(read_now().text(), "a");
+  bool timer_won = false;
+  bool finished = false;
+  char buf[8];
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(io, 50ms);
+        auto r = co_await (read_some(ours, buf, sizeof buf) ||
+                           t.async_wait(asio::as_tuple(asio::use_awaitable)));
+        timer_won = r.index() == 1;
+        finished = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(run_until(io, [&] { return finished; }, 3s));
+  EXPECT_TRUE(timer_won);
+  peer_send("b");
+  EXPECT_EQ(read_now().text(), "b");
+}
+
+TEST_F(readiness_test, wait_readable_consumes_nothing_and_waits_for_bytes) {
+  watch_peer_close(ours);
+  peer_send("q");
+  EXPECT_EQ(read_now().text(), "q");
+  std::optional<error_code> woke;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { woke = co_await wait_readable(ours); }, asio::detached);
+  settle(80ms);
+  EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
+  peer_send("rs");
+  ASSERT_TRUE(run_until(io, [&] { return woke.has_value(); }, 3s));
+  EXPECT_FALSE(*woke);
+  EXPECT_EQ(read_now().text(), "rs");
+}
+
+TEST_F(readiness_test, wait_readable_on_an_untrusted_socket_does_not_wake_for_nothing) {
+  // No read has drained it yet: the reactor's state says "may be readable".
+  std::optional<error_code> woke;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { woke = co_await wait_readable(ours); }, asio::detached);
+  settle(80ms);
+  EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
+  peer.shutdown(tcp::socket::shutdown_send);
+  ASSERT_TRUE(run_until(io, [&] { return woke.has_value(); }, 3s));
+  EXPECT_FALSE(*woke);
+  auto r = read_now();
+  EXPECT_EQ(std::get<0>(*r.done), asio::error::eof);
+}
+
+TEST_F(readiness_test, a_closed_socket_reports_bad_descriptor) {
+  ours.close();
+  auto r = read_now();
+  EXPECT_EQ(std::get<0>(*r.done), asio::error::bad_descriptor);
+  EXPECT_EQ(idle_state_of(ours), idle_state::stirred);
+}
+
+}  // namespace
+}  // namespace devspaces::proxy::io
