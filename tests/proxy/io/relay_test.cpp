@@ -91,7 +91,8 @@ TEST(relay, both_sides_ending_stops_the_idle_deadline) {
   client.far.shutdown(tcp::socket::shutdown_send);
   upstream.far.shutdown(tcp::socket::shutdown_send);
   // Ends at once: the deadline is closed, not waited out.
-  ASSERT_TRUE(run_until(io, [&] { return run.result.has_value(); }, 2s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return run.result.has_value(); }, 2s));
   EXPECT_EQ(run.result->end, relay_end::done);
 }
 
@@ -139,8 +140,7 @@ TEST(connect_upstream, a_refused_connect_is_not_a_timeout) {
   }
   std::optional<connect_result> got;
   asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> { got = co_await connect_upstream(gone, 5s); },
+      io, [&]() -> asio::awaitable<void> { got = co_await connect_upstream(gone, 5s); },
       asio::detached);
   ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }));
   EXPECT_FALSE(got->socket);
