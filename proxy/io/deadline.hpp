@@ -25,7 +25,8 @@ namespace devspaces::proxy::io {
 /// without a separate state machine. Call close() (and co_await it) before destruction.
 ///
 /// It is the one deadline type of the proxy: the HTTP/1 session's timeouts, the upstream
-/// connect, the sniff window's waits, the HTTP/2 write pump and the TCP relay's idle timeout.
+/// connect, the sniff window's waits, the HTTP/2 write pump and idle close, the TCP relay's idle
+/// timeout.
 /// For a single operation: arm, co_await the operation (the expiry cancels it, see
 /// cancel_on_expire), then close() and ask expired(). No operation is raced against a timer
 /// with `||`: the parallel-group frames (~1 KiB) stay in Asio's per-thread frame cache and are
