@@ -355,8 +355,10 @@ void exchange::on_upstream_closed(std::uint32_t code) {
     log()->debug("[C{}] h2 stream {}: upstream refused the stream; retrying on another connection",
                  ctx_.id, id_);
     rewind_request();
-    asio::co_spawn(client_->executor(), retry(shared_from_this(), std::move(up_)), asio::detached);
+    auto refused = std::move(up_);
     up_id_ = 0;
+    asio::co_spawn(client_->executor(), retry(shared_from_this(), std::move(refused)),
+                   asio::detached);
     return;
   }
   if (st_.response == response_state::none)
