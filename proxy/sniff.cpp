@@ -17,6 +17,7 @@
 #include "proxy/config.hpp"
 #include "proxy/io/connect.hpp"
 #include "proxy/io/connection_context.hpp"
+#include "proxy/io/deadline.hpp"
 #include "proxy/io/socket_util.hpp"
 #include "proxy/logging.hpp"
 
@@ -145,9 +146,11 @@ constexpr std::size_t sniff_read_size = 4096;
 
 /// The state of one sniff window.
 struct window {
-  window(const io::connection_context& c, tcp::socket& s) : ctx(c), client(s) {}
+  window(const io::connection_context& c, tcp::socket& s)
+      : ctx(c), client(s), client_wait(s.get_executor(), io::cancel_on_expire(s)) {}
   const io::connection_context& ctx;
   tcp::socket& client;
+  io::deadline client_wait;  ///< ends a wait for the client's bytes (closed when the sniff ends)
   sniff_result out;
   sniff_verdict verdict = sniff_verdict::need_more;
   bool client_done = false;      ///< EOF or an error: no more bytes will come
@@ -172,15 +175,16 @@ struct window {
 
 enum class wait_outcome { readable, timeout, cancelled, error };
 
-/// Waits until `s` is readable or `deadline` passes.
-asio::awaitable<wait_outcome> wait_readable(tcp::socket& s, clock::time_point deadline) {
+/// Waits until the client is readable or `until` passes (the window's deadline cancels the wait).
+asio::awaitable<wait_outcome> wait_readable(window& w, clock::time_point until) {
   co_await asio::this_coro::throw_if_cancelled(false);
-  if (clock::now() >= deadline) co_return wait_outcome::timeout;
-  io::socket_deadline d(s, deadline);
-  auto [ec] = co_await s.async_wait(tcp::socket::wait_read, token{});
-  co_await d.finish();
+  if (clock::now() >= until) co_return wait_outcome::timeout;
+  w.client_wait.reset();
+  w.client_wait.arm(until);
+  auto [ec] = co_await w.client.async_wait(tcp::socket::wait_read, token{});
+  w.client_wait.disarm();
   if (!ec) co_return wait_outcome::readable;
-  if (d.expired()) co_return wait_outcome::timeout;
+  if (w.client_wait.expired()) co_return wait_outcome::timeout;
   if (ec == asio::error::operation_aborted) co_return wait_outcome::cancelled;
   co_return wait_outcome::error;
 }
@@ -223,7 +227,7 @@ asio::awaitable<void> read_first_bytes(window& w, clock::time_point deadline) {
     // Cancelled while a wait was completing (the upstream spoke first): do not wait again.
     const auto cs = co_await asio::this_coro::cancellation_state;
     if (cancelled(cs)) co_return;
-    auto r = co_await wait_readable(w.client, w.client_deadline(deadline));
+    auto r = co_await wait_readable(w, w.client_deadline(deadline));
     if (r == wait_outcome::timeout || r == wait_outcome::cancelled) co_return;
     if (r == wait_outcome::error) w.client_done = w.client_failed = true;
   }
@@ -301,6 +305,7 @@ asio::awaitable<sniff_result> sniff_connection(const io::connection_context& ctx
   co_await read_first_bytes(w, start + speculative_connect_delay(cfg.sniff_timeout));
   // 2. Still silent: connect upstream while waiting, and stop waiting if the server speaks first.
   if (w.undecided()) co_await race_client_and_upstream(w, w.window_end);
+  co_await w.client_wait.close();
   settle(w);
   log()->debug("[C{}] sniffed verdict={} first_bytes={} preconnected={}", ctx.id,
                static_cast<int>(w.out.verdict), w.out.bytes.size(), w.out.upstream.has_value());

@@ -88,13 +88,12 @@ exchange::~exchange() = default;
 // ---- client side
 
 void exchange::on_request_field(std::string_view name, std::string_view value) {
-  auto& list = head_done_ ? request_trailers_ : request_;
+  auto& list = st_.request_head_done() ? request_trailers_ : request_;
   list.emplace_back(name, value);
 }
 
 void exchange::on_request_head(bool end_stream) {
-  head_done_ = true;
-  request_end_ = end_stream;
+  st_.request_head(end_stream);
   method_idx_ = method_index(find_field(request_, ":method"));
   begin_record();
   asio::co_spawn(client_->executor(), forward(shared_from_this()), asio::detached);
@@ -102,60 +101,29 @@ void exchange::on_request_head(bool end_stream) {
 
 void exchange::on_request_data(std::span<const std::uint8_t> data) {
   rec_.on_body(trace::message_side::request, as_chars(data));
-  if (discarding_ || !client_open()) {
-    if (client_open()) {
-      nghttp2_session_consume(client_->client_session(), id_, data.size());
-      client_->client_kick();
-    }
+  if (!st_.forwards_request() || !client_open()) {
+    give_back_request(data.size());
     return;
   }
   request_body_.append(data);
-  if (up_ && up_id_ > 0 && !up_closed_) {
-    nghttp2_session_resume_data(up_->ng(), up_id_);
-    up_->kick();
-  }
+  resume_upstream();
 }
 
 void exchange::on_request_end() {
-  request_end_ = true;
-  if (up_ && up_id_ > 0 && !up_closed_) {
-    nghttp2_session_resume_data(up_->ng(), up_id_);
-    up_->kick();
-  }
-}
-
-void exchange::discard_request() {
-  discarding_ = true;
-  const auto n = client_credit(request_body_.clear());
-  if (n > 0 && client_open()) {
-    nghttp2_session_consume(client_->client_session(), id_, n);
-    client_->client_kick();
-  }
+  st_.request_ended();
+  resume_upstream();
 }
 
 void exchange::on_client_closed(std::uint32_t code) {
-  if (client_closed_) return;
-  const bool complete = response_sent_end_;
+  if (!st_.client_open()) return;
   // The upstream stream is still going: pass the reset on (RFC 9113 §8.1: a response that
   // ended before the request did also ends the request).
-  if (up_ && up_id_ > 0 && !up_closed_ && !(request_sent_end_ && response_end_)) {
-    nghttp2_submit_rst_stream(up_->ng(), NGHTTP2_FLAG_NONE, up_id_,
-                              code == NGHTTP2_NO_ERROR ? std::uint32_t{NGHTTP2_CANCEL} : code);
-    up_->kick();
-  }
-  if (up_ && up_id_ > 0 && !abandoned_) {
-    const auto n = response_body_.clear();
-    if (n > 0) {
-      nghttp2_session_consume(up_->ng(), up_id_, n);
-      up_->kick();
-    }
-  }
-  const auto pending = client_credit(request_body_.clear());
-  if (pending > 0 && client_ != nullptr)
-    nghttp2_session_consume(client_->client_session(), id_, pending);
-  client_closed_ = true;
-  if (!complete && error_ == nullptr) error_ = "client_reset";
-  finish(error_);
+  if (st_.upstream == upstream_state::open && !st_.upstream_complete())
+    reset_upstream(code == NGHTTP2_NO_ERROR ? std::uint32_t{NGHTTP2_CANCEL} : code);
+  if (!st_.answered()) give_back_response(response_body_.clear());
+  give_back_request(client_credit(request_body_.clear()));
+  st_.client_closed();
+  finish();
 }
 
 void exchange::detach_client() {
@@ -163,69 +131,41 @@ void exchange::detach_client() {
   client_ = nullptr;
 }
 
-// ---- routing and the upstream
+// ---- flow control between the two sessions
 
-asio::awaitable<void> exchange::forward(std::shared_ptr<exchange> self) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  tcp::endpoint target = self->ctx_.original_dst;
-  const bool routed = co_await self->route(target);
-  if (!routed || !self->client_open()) co_return;
-  if (self->rec_.active()) self->rec_.on_upstream(io::format_endpoint(target).view());
-  self->target_ = target;
-  co_await self->connect_and_submit(nullptr);
+void exchange::give_back_request(std::size_t n) {
+  if (n == 0 || client_ == nullptr) return;
+  nghttp2_session_consume(client_->client_session(), id_, n);
+  client_->client_kick();
 }
 
-asio::awaitable<void> exchange::retry(std::shared_ptr<exchange> self,
-                                      std::shared_ptr<upstream_conn> refused) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  co_await self->connect_and_submit(refused.get());
+void exchange::give_back_response(std::size_t n) {
+  if (n == 0 || !up_ || up_id_ <= 0) return;
+  nghttp2_session_consume(up_->ng(), up_id_, n);
+  up_->kick();
 }
 
-asio::awaitable<void> exchange::connect_and_submit(const upstream_conn* avoid) {
-  auto self = shared_from_this();
-  acquire_failure why;
-  auto up = co_await acquire_upstream(ctx_, target_, why, avoid);
-  if (!client_open()) co_return;
-  if (!up) {
-    switch (why.reason) {
-      case connect_failure::timeout:
-        answer_error(504, "gateway timeout: upstream connect timed out", "upstream_timeout");
-        break;
-      case connect_failure::refused:
-        answer_error(502, "bad gateway: upstream refused the connection",
-                     "upstream_connect_refused");
-        break;
-      case connect_failure::unreachable:
-        answer_error(502, "bad gateway: upstream unreachable", "upstream_unreachable");
-        break;
-      default:
-        answer_error(502, "bad gateway: upstream connect failed", "upstream_connect_error");
-        break;
-    }
-    co_return;
-  }
-  submit_upstream(up);
+void exchange::resume_upstream() {
+  if (st_.upstream != upstream_state::open) return;
+  nghttp2_session_resume_data(up_->ng(), up_id_);
+  up_->kick();
 }
 
-bool exchange::can_retry(std::uint32_t code) const {
-  // RFC 9113 §8.7: a stream reset with REFUSED_STREAM was not processed, so any request may be
-  // sent again. Once, and only while nothing of the response went to the client and the body
-  // sent so far is still at hand.
-  return code == NGHTTP2_REFUSED_STREAM && !retried_ && replayable_ && !response_head_done_ &&
-         !response_head_sent_ && client_open() && !discarding_;
+void exchange::resume_client() {
+  if (!client_open() || st_.response == response_state::none) return;
+  nghttp2_session_resume_data(client_->client_session(), id_);
+  client_->client_kick();
 }
 
-void exchange::rewind_request() {
-  std::string pending(request_body_.size(), '\0');
-  const auto n =
-      request_body_.take(reinterpret_cast<std::uint8_t*>(pending.data()), pending.size());
-  request_body_.append(
-      {reinterpret_cast<const std::uint8_t*>(sent_body_.data()), sent_body_.size()});
-  request_body_.append({reinterpret_cast<const std::uint8_t*>(pending.data()), n});
-  replayed_pending_ += sent_body_.size();
-  std::string().swap(sent_body_);
-  request_sent_end_ = false;
-  response_.clear();
+void exchange::reset_upstream(std::uint32_t code) {
+  nghttp2_submit_rst_stream(up_->ng(), NGHTTP2_FLAG_NONE, up_id_, code);
+  up_->kick();
+}
+
+void exchange::drop_request() {
+  st_.drop_request();
+  const auto n = client_credit(request_body_.clear());
+  if (client_open()) give_back_request(n);
 }
 
 std::size_t exchange::client_credit(std::size_t n) {
@@ -234,9 +174,25 @@ std::size_t exchange::client_credit(std::size_t n) {
   return n - replayed;
 }
 
-asio::awaitable<bool> exchange::route(tcp::endpoint& target) {
+// ---- the steps: route, upstream
+
+asio::awaitable<void> exchange::forward(std::shared_ptr<exchange> self) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  auto o = co_await self->route_step();
+  if (o.next) o = co_await self->upstream_step(nullptr);
+  self->conclude(std::move(o));
+}
+
+asio::awaitable<void> exchange::retry(std::shared_ptr<exchange> self,
+                                      std::shared_ptr<upstream_conn> refused) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  self->conclude(co_await self->upstream_step(refused.get()));
+}
+
+asio::awaitable<exchange_outcome> exchange::route_step() {
+  target_ = ctx_.original_dst;
   auto* router = ctx_.services ? ctx_.services->router : nullptr;
-  if (router == nullptr) co_return true;
+  if (router == nullptr) co_return exchange_outcome::proceed();
   const std::string header = lowercase(ctx_.services->cfg->route_header);
   std::string_view host = find_field(request_, ":authority");
   if (host.empty()) host = find_field(request_, "host");
@@ -245,85 +201,101 @@ asio::awaitable<bool> exchange::route(tcp::endpoint& target) {
   for (const auto& [n, v] : request_) fields.emplace_back(n, v);
   // `host` and `fields` point into request_, which nothing changes while this waits.
   auto rr = co_await http::route_request(router, ctx_.dir, header, host, fields, ctx_.original_dst);
-  if (!client_open()) co_return false;
+  if (!client_open()) co_return exchange_outcome::quiet(exchange_step::route, nullptr);
   std::optional<field_view> added;
   if (rr.add_field) {
     request_.emplace_back(rr.add_field->first, rr.add_field->second);
     added.emplace(request_.back().first, request_.back().second);
   }
-  target = rr.target;
+  target_ = rr.target;
   rec_.on_route(rr.route_as, rr.source, std::move(rr.decision), added, std::move(rr.trace_id));
-  co_return true;
+  co_return exchange_outcome::proceed();
 }
 
-void exchange::submit_upstream(const std::shared_ptr<upstream_conn>& up) {
+asio::awaitable<exchange_outcome> exchange::upstream_step(const upstream_conn* avoid) {
+  auto self = shared_from_this();
+  st_.step = exchange_step::upstream;
+  if (avoid == nullptr && rec_.active()) rec_.on_upstream(io::format_endpoint(target_).view());
+  acquire_failure why;
+  auto up = co_await acquire_upstream(ctx_, target_, why, avoid);
+  if (!client_open()) co_return exchange_outcome::quiet(exchange_step::upstream, nullptr);
+  if (!up) co_return http::upstream_connect_failed(why.reason);
+  co_return submit_upstream(up);
+}
+
+exchange_outcome exchange::submit_upstream(const std::shared_ptr<upstream_conn>& up) {
   field_list out;
   out.reserve(request_.size());
   for (const auto& [n, v] : request_) {
     if (!connection_specific(n, v)) out.emplace_back(n, v);
   }
-  const bool with_body = !request_end_ || !request_body_.empty() || !request_trailers_.empty();
-  up_ = up;
+  const bool with_body =
+      st_.request != request_state::ended || !request_body_.empty() || !request_trailers_.empty();
   const auto id = up->submit(shared_from_this(), out, with_body);
-  if (id < 0) {
-    up_.reset();
-    answer_error(502, "bad gateway: upstream stream refused", "upstream_reset");
-    return;
-  }
+  if (id < 0)
+    return exchange_outcome::answer(exchange_step::upstream, 502,
+                                    "bad gateway: upstream stream refused", "upstream_reset");
+  up_ = up;
   up_id_ = id;
-  if (!with_body) request_sent_end_ = true;
+  st_.upstream = upstream_state::open;
+  st_.step = exchange_step::response_head;
+  if (!with_body) st_.request = request_state::sent_end;
   log()->debug("[C{}] h2 stream {} -> upstream stream {}", ctx_.id, id_, id);
+  return exchange_outcome::proceed();
+}
+
+void exchange::rewind_request() {
+  std::string pending(request_body_.size(), '\0');
+  const auto n =
+      request_body_.take(reinterpret_cast<std::uint8_t*>(pending.data()), pending.size());
+  request_body_.append({reinterpret_cast<const std::uint8_t*>(replay_->data()), replay_->size()});
+  request_body_.append({reinterpret_cast<const std::uint8_t*>(pending.data()), n});
+  replayed_pending_ += replay_->size();
+  replay_.reset();  // sent again once only
+  st_.rewind_request();
+  response_.clear();
 }
 
 std::ptrdiff_t exchange::pull_request(std::uint8_t* buf, std::size_t length, std::uint32_t* flags) {
   const auto n = request_body_.take(buf, length);
   const auto credit = client_credit(n);
-  if (credit > 0 && client_open()) {
-    nghttp2_session_consume(client_->client_session(), id_, credit);
-    client_->client_kick();
+  if (client_open()) give_back_request(credit);
+  if (n > 0 && replay_) {
+    if (replay_->size() + n <= max_replay_bytes)
+      replay_->append(reinterpret_cast<const char*>(buf), n);
+    else
+      replay_.reset();
   }
-  if (n > 0 && replayable_ && !retried_ && !response_head_done_) {
-    if (sent_body_.size() + n <= max_replay_bytes) {
-      sent_body_.append(reinterpret_cast<const char*>(buf), n);
-    } else {
-      replayable_ = false;
-      std::string().swap(sent_body_);
+  if (!request_body_.empty()) return static_cast<std::ptrdiff_t>(n);
+  if (st_.request == request_state::ended) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!request_trailers_.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      const auto nv = to_nv(request_trailers_);
+      nghttp2_submit_trailer(up_->ng(), up_id_, nv.data(), nv.size());
     }
-  }
-  if (request_body_.empty()) {
-    if (request_end_) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (!request_trailers_.empty()) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        const auto nv = to_nv(request_trailers_);
-        nghttp2_submit_trailer(up_->ng(), up_id_, nv.data(), nv.size());
-      }
-      request_sent_end_ = true;
-    } else if (n == 0) {
-      return NGHTTP2_ERR_DEFERRED;
-    }
+    st_.request = request_state::sent_end;
+  } else if (n == 0) {
+    return NGHTTP2_ERR_DEFERRED;
   }
   return static_cast<std::ptrdiff_t>(n);
 }
 
-// ---- upstream side
+// ---- the response: head, body, end
 
 void exchange::on_response_field(std::string_view name, std::string_view value) {
-  if (abandoned_) return;
-  auto& list = response_head_done_ ? response_trailers_ : response_;
+  if (st_.answered()) return;
+  auto& list = st_.response != response_state::none ? response_trailers_ : response_;
   list.emplace_back(name, value);
 }
 
 void exchange::on_response_head(bool end_stream) {
-  if (abandoned_) return;
-  if (response_head_done_) {  // trailers (nghttp2 checks they end the stream)
-    response_end_ = true;
+  if (st_.answered()) return;
+  if (st_.response != response_state::none) {  // trailers (nghttp2 checks they end the stream)
+    st_.response_ended();
     if (rec_.active())
       rec_.on_trailers(trace::message_side::response, regular_fields(response_trailers_));
-    if (client_open() && response_head_sent_) {
-      nghttp2_session_resume_data(client_->client_session(), id_);
-      client_->client_kick();
-    }
+    resume_client();
     return;
   }
   const auto status_text = find_field(response_, ":status");
@@ -333,11 +305,8 @@ void exchange::on_response_head(bool end_stream) {
     response_.clear();
     return;
   }
-  status_ = status;
-  response_head_done_ = true;
-  response_end_ = end_stream;
-  std::string().swap(sent_body_);  // the upstream took the stream: no replay from here on
-  replayable_ = false;
+  st_.response_head(status, end_stream);
+  replay_.reset();  // the upstream took the stream: no replay from here on
   if (rec_.active()) rec_.on_response_head({status, {}, "2", regular_fields(response_)});
   if (!client_open()) return;
   field_list out;
@@ -345,146 +314,133 @@ void exchange::on_response_head(bool end_stream) {
   for (const auto& [n, v] : response_) {
     if (!connection_specific(n, v)) out.emplace_back(n, v);
   }
-  const auto nv = to_nv(out);
-  nghttp2_data_provider prd{};
-  prd.source.ptr = this;
-  prd.read_callback = read_response_cb;
-  const int rv = nghttp2_submit_response(client_->client_session(), id_, nv.data(), nv.size(),
-                                         end_stream ? nullptr : &prd);
-  if (rv != 0) {
+  if (submit_response(out, !end_stream) != 0) {
     nghttp2_submit_rst_stream(client_->client_session(), NGHTTP2_FLAG_NONE, id_,
                               NGHTTP2_INTERNAL_ERROR);
   }
-  response_head_sent_ = true;
-  if (end_stream) response_sent_end_ = true;
   client_->client_kick();
+}
+
+int exchange::submit_response(const field_list& fields, bool with_body) {
+  const auto nv = to_nv(fields);
+  nghttp2_data_provider prd{};
+  prd.source.ptr = this;
+  prd.read_callback = read_response_cb;
+  if (!with_body) st_.response = response_state::sent_end;
+  return nghttp2_submit_response(client_->client_session(), id_, nv.data(), nv.size(),
+                                 with_body ? &prd : nullptr);
 }
 
 void exchange::on_response_data(std::span<const std::uint8_t> data) {
-  if (!abandoned_) rec_.on_body(trace::message_side::response, as_chars(data));
-  if (!client_open() || abandoned_) {
-    nghttp2_session_consume(up_->ng(), up_id_, data.size());
-    up_->kick();
+  if (!st_.answered()) rec_.on_body(trace::message_side::response, as_chars(data));
+  if (!client_open() || st_.answered()) {
+    give_back_response(data.size());
     return;
   }
   response_body_.append(data);
-  nghttp2_session_resume_data(client_->client_session(), id_);
-  client_->client_kick();
+  resume_client();
 }
 
 void exchange::on_response_end() {
-  if (abandoned_) return;
-  response_end_ = true;
-  if (client_open() && response_head_sent_) {
-    nghttp2_session_resume_data(client_->client_session(), id_);
-    client_->client_kick();
-  }
+  if (st_.answered()) return;
+  st_.response_ended();
+  resume_client();
 }
 
 void exchange::on_upstream_closed(std::uint32_t code) {
-  if (up_closed_) return;
-  up_closed_ = true;
-  if (!client_open() || abandoned_) return;
-  if (can_retry(code)) {
+  if (st_.upstream != upstream_state::open) return;
+  st_.upstream = upstream_state::closed;
+  if (!client_open() || st_.answered()) return;
+  if (st_.may_retry(code, replay_.has_value())) {
     log()->debug("[C{}] h2 stream {}: upstream refused the stream; retrying on another connection",
                  ctx_.id, id_);
-    retried_ = true;
     rewind_request();
     auto refused = std::move(up_);
     up_id_ = 0;
-    up_closed_ = false;
     asio::co_spawn(client_->executor(), retry(shared_from_this(), std::move(refused)),
                    asio::detached);
     return;
   }
-  if (!response_head_done_) {
+  if (st_.response == response_state::none)
     log()->debug("[C{}] h2 stream {}: upstream stream closed before a response (code {})", ctx_.id,
                  id_, code);
-    answer_error(502, "bad gateway: upstream reset the stream", "upstream_reset");
-    return;
-  }
-  if (!request_sent_end_) discard_request();
-  if (!response_end_) {
-    error_ = "upstream_reset";
-    nghttp2_submit_rst_stream(
-        client_->client_session(), NGHTTP2_FLAG_NONE, id_,
-        code == NGHTTP2_NO_ERROR ? std::uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
-    client_->client_kick();
-  }
+  drop_request();
+  conclude(st_.upstream_closed(),
+           code == NGHTTP2_NO_ERROR ? std::uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
 }
 
 std::ptrdiff_t exchange::pull_response(std::uint8_t* buf, std::size_t length,
                                        std::uint32_t* flags) {
   const auto n = response_body_.take(buf, length);
-  if (n > 0 && up_ && up_id_ > 0 && !abandoned_) {
-    nghttp2_session_consume(up_->ng(), up_id_, n);
-    up_->kick();
-  }
-  if (response_body_.empty()) {
-    if (response_end_) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (!response_trailers_.empty() && client_open()) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        const auto nv = to_nv(response_trailers_);
-        nghttp2_submit_trailer(client_->client_session(), id_, nv.data(), nv.size());
-      }
-      response_sent_end_ = true;
-    } else if (n == 0) {
-      return NGHTTP2_ERR_DEFERRED;
+  if (!st_.answered()) give_back_response(n);
+  if (!response_body_.empty()) return static_cast<std::ptrdiff_t>(n);
+  if (st_.response == response_state::ended) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!response_trailers_.empty() && client_open()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      const auto nv = to_nv(response_trailers_);
+      nghttp2_submit_trailer(client_->client_session(), id_, nv.data(), nv.size());
     }
+    st_.response = response_state::sent_end;
+  } else if (n == 0) {
+    return NGHTTP2_ERR_DEFERRED;
   }
   return static_cast<std::ptrdiff_t>(n);
 }
 
-// ---- answers of the proxy's own
+// ---- the outcome: the proxy's own answer, or a reset
 
-void exchange::answer_error(int status, std::string_view reason, const char* code) {
-  error_ = code;
-  discard_request();
-  if (up_ && up_id_ > 0 && !up_closed_) {
-    nghttp2_submit_rst_stream(up_->ng(), NGHTTP2_FLAG_NONE, up_id_, NGHTTP2_CANCEL);
-    up_->kick();
+void exchange::conclude(exchange_outcome o, std::uint32_t code) {
+  if (o.next || st_.decided() || !client_open()) return;
+  st_.outcome = std::move(o);
+  switch (st_.outcome.end) {
+    case exchange_end::answer:
+      answer();
+      break;
+    case exchange_end::reset:
+      nghttp2_submit_rst_stream(client_->client_session(), NGHTTP2_FLAG_NONE, id_,
+                                code == 0 ? std::uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
+      client_->client_kick();
+      break;
+    default:
+      break;  // nothing to send
   }
-  abandoned_ = true;
+}
+
+void exchange::answer() {
+  drop_request();
+  if (st_.upstream == upstream_state::open) {
+    reset_upstream(NGHTTP2_CANCEL);
+    st_.upstream = upstream_state::closed;
+  }
   response_trailers_.clear();
-  if (!client_open() || response_head_sent_) return;
-  const std::string message = "devspaces-proxy: " + std::string(reason);
+  if (st_.response != response_state::none) return;  // too late for an answer
+  const std::string message = "devspaces-proxy: " + st_.outcome.reason;
   field_list out;
+  response_body_.clear();
   if (is_grpc(find_field(request_, "content-type"))) {
     // gRPC: a trailers-only response, UNAVAILABLE.
     out = {{":status", "200"},
            {"content-type", "application/grpc"},
            {"grpc-status", "14"},
            {"grpc-message", message}};
-    status_ = 200;
-    response_end_ = true;
+    st_.response_head(200, true);
   } else {
-    status_ = status;
-    response_body_.clear();
     const std::string body = message + "\n";
     response_body_.append({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
-    out = {{":status", std::to_string(status)},
+    out = {{":status", std::to_string(st_.outcome.status)},
            {"content-type", "text/plain; charset=utf-8"},
            {"content-length", std::to_string(body.size())}};
-    response_end_ = true;
+    st_.response_head(st_.outcome.status, true);
   }
-  response_head_done_ = true;
   if (rec_.active()) {
-    rec_.on_response_head({status_, {}, "2", regular_fields(out)});
+    rec_.on_response_head({st_.status, {}, "2", regular_fields(out)});
     if (!response_body_.empty()) {
       rec_.on_body(trace::message_side::response, std::span<const char>(message));
       rec_.on_body(trace::message_side::response, std::span<const char>("\n", 1));
     }
   }
-  const auto nv = to_nv(out);
-  nghttp2_data_provider prd{};
-  prd.source.ptr = this;
-  prd.read_callback = read_response_cb;
-  const bool has_body = !response_body_.empty();
-  nghttp2_submit_response(client_->client_session(), id_, nv.data(), nv.size(),
-                          has_body ? &prd : nullptr);
-  response_head_sent_ = true;
-  if (!has_body) response_sent_end_ = true;
+  submit_response(out, !response_body_.empty());
   client_->client_kick();
 }
 
@@ -504,14 +460,13 @@ void exchange::begin_record() {
       {find_field(request_, ":method"), find_field(request_, ":path"), "2", host, fields});
 }
 
-void exchange::finish(const char* error) {
-  if (finished_) return;
-  finished_ = true;
+void exchange::finish() {
   const auto dur = clock::now() - start_;
+  const char* error = st_.outcome.error;
   auto* metrics = ctx_.services ? ctx_.services->metrics : nullptr;
   if (metrics != nullptr) {
     const auto cls =
-        error != nullptr && status_ == 0 ? code_class::error : class_of_status(status_);
+        error != nullptr && st_.status == 0 ? code_class::error : class_of_status(st_.status);
     metrics->http_requests(ctx_.dir, method_idx_, cls).Increment();
     metrics->http_duration(ctx_.dir).Observe(std::chrono::duration<double>(dur).count());
   }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -12,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "proxy/h2/ng.hpp"
+#include "proxy/h2/stream_state.hpp"
 #include "proxy/io/connection_context.hpp"
 #include "proxy/trace/exchange_recorder.hpp"
 
@@ -33,6 +35,13 @@ class client_link {
 /// and an upstream session with flow control end to end (a side's receive window is given back
 /// only as the other side takes the bytes), traced and counted once when the client's stream
 /// closes.
+///
+/// It goes through the exchange steps of every protocol: request head → route → upstream →
+/// response head → body → end. The route and upstream steps run in a coroutine and return an
+/// exchange_outcome; the later steps are driven by nghttp2's callbacks. Whatever ends the
+/// exchange early becomes an outcome acted on in one place (conclude): `answer` (the proxy's own
+/// response on the stream), `reset` (RST_STREAM to the client). Its correctness rests on
+/// stream_state: one enum per direction, the upstream stream's state, the step and the outcome.
 class exchange : public std::enable_shared_from_this<exchange> {
  public:
   exchange(client_link& client, std::int32_t stream_id);
@@ -65,63 +74,58 @@ class exchange : public std::enable_shared_from_this<exchange> {
 
   std::int32_t stream_id() const { return id_; }
   /// The request head is complete (later header blocks are trailers).
-  bool head_done() const { return head_done_; }
+  bool head_done() const { return st_.request_head_done(); }
+  /// The exchange's state (for tests and logs).
+  const stream_state& state() const { return st_; }
 
  private:
   static boost::asio::awaitable<void> forward(std::shared_ptr<exchange> self);
   static boost::asio::awaitable<void> retry(std::shared_ptr<exchange> self,
                                             std::shared_ptr<upstream_conn> refused);
-  boost::asio::awaitable<void> connect_and_submit(const upstream_conn* avoid);
-  bool can_retry(std::uint32_t code) const;
+  // The steps run by the coroutines; each returns proceed() or how the exchange ends.
+  boost::asio::awaitable<exchange_outcome> route_step();
+  boost::asio::awaitable<exchange_outcome> upstream_step(const upstream_conn* avoid);
+  exchange_outcome submit_upstream(const std::shared_ptr<upstream_conn>& up);
+  // Acts on an outcome that ends the exchange early: answer or reset (`code`) the client stream.
+  void conclude(exchange_outcome o, std::uint32_t code = 0);
+  void answer();
+  int submit_response(const field_list& fields, bool with_body);
   void rewind_request();
   // Client window credit for `n` request bytes leaving the queue (replayed bytes had theirs).
   std::size_t client_credit(std::size_t n);
-  boost::asio::awaitable<bool> route(boost::asio::ip::tcp::endpoint& target);
-  void submit_upstream(const std::shared_ptr<upstream_conn>& up);
-  void answer_error(int status, std::string_view reason, const char* code);
-  void discard_request();
-  bool client_open() const { return client_ != nullptr && !client_closed_; }
+  void give_back_request(std::size_t n);
+  void give_back_response(std::size_t n);
+  void resume_upstream();
+  void resume_client();
+  void reset_upstream(std::uint32_t code);
+  void drop_request();
+  bool client_open() const { return client_ != nullptr && st_.client_open(); }
   void begin_record();
-  void finish(const char* error);
+  void finish();
 
   client_link* client_;
   io::connection_context ctx_;  // a copy: the stream may outlive its client connection
   std::int32_t id_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   trace::exchange_recorder rec_;  // builds the stream's record only when tracing is wanted
+  stream_state st_;
 
   field_list request_;  // pseudo-fields and fields as received (then as forwarded)
   field_list request_trailers_;
   body_queue request_body_;
-  bool head_done_ = false;
-  bool request_end_ = false;
-  bool request_sent_end_ = false;
-  bool discarding_ = false;
   // What was sent upstream of the request body, kept until the response starts, so a stream
   // the upstream refused (REFUSED_STREAM: not processed) is sent again on another connection.
-  std::string sent_body_;
-  bool replayable_ = true;
-  bool retried_ = false;
-  std::size_t replayed_pending_ = 0;  // queued bytes that came from sent_body_
+  // Empty once it may not be sent again (sent once more already, too long, a response came).
+  std::optional<std::string> replay_{std::in_place};
+  std::size_t replayed_pending_ = 0;  // queued bytes that came from replay_
   boost::asio::ip::tcp::endpoint target_;
 
   std::shared_ptr<upstream_conn> up_;
   std::int32_t up_id_ = 0;
-  bool up_closed_ = false;
-  bool abandoned_ = false;  // the proxy answered itself; upstream events are ignored
 
   field_list response_;
   field_list response_trailers_;
   body_queue response_body_;
-  int status_ = 0;
-  bool response_head_done_ = false;
-  bool response_head_sent_ = false;
-  bool response_end_ = false;
-  bool response_sent_end_ = false;
-
-  bool client_closed_ = false;
-  bool finished_ = false;
-  const char* error_ = nullptr;
   int method_idx_ = 0;
 };
 

@@ -11,7 +11,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "proxy/io/connect.hpp"
 #include "proxy/io/socket_util.hpp"
 
 namespace devspaces::proxy::h2 {
@@ -29,6 +28,7 @@ pump::pump(tcp::socket socket, const limits& lim, std::chrono::milliseconds writ
     : sock_(std::move(socket)),
       lim_(lim),
       write_timeout_(write_timeout),
+      write_deadline_(sock_.get_executor(), io::cancel_on_expire(sock_)),
       wake_(sock_.get_executor()) {
   boost::system::error_code ec;
   sock_.set_option(tcp::no_delay(true), ec);
@@ -109,9 +109,10 @@ asio::awaitable<void> pump::write_loop() {
       out_.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
     }
     if (!out_.empty()) {
-      io::socket_deadline d(sock_, std::chrono::steady_clock::now() + write_timeout_);
+      // One timer for the connection's life: re-arming per write only moves a number.
+      write_deadline_.arm_after(write_timeout_);
       auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(out_), token{});
-      co_await d.finish();
+      write_deadline_.disarm();
       tx_ += n;
       if (tx_counter_ != nullptr && n > 0) tx_counter_->Increment(static_cast<double>(n));
       if (ec) break;
@@ -124,6 +125,7 @@ asio::awaitable<void> pump::write_loop() {
     waiting_ = false;
   }
   std::string().swap(out_);
+  co_await write_deadline_.close();
   closed_ = true;
   boost::system::error_code ec;
   sock_.shutdown(tcp::socket::shutdown_send, ec);

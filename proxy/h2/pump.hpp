@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "proxy/h2/ng.hpp"
+#include "proxy/io/deadline.hpp"
 
 namespace devspaces::proxy::h2 {
 
@@ -61,6 +62,7 @@ class pump {
   bool session_over() const;
 
   std::chrono::milliseconds write_timeout_;
+  io::deadline write_deadline_;  // a write making no progress for write_timeout_ closes the socket
   boost::asio::steady_timer wake_;
   std::vector<std::uint8_t> in_;
   std::string out_;

@@ -10,13 +10,13 @@
 #include <memory>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "proxy/config.hpp"
 #include "proxy/h2/exchange.hpp"
 #include "proxy/h2/log.hpp"
 #include "proxy/h2/pump.hpp"
+#include "proxy/io/deadline.hpp"
 #include "proxy/io/drain_signal.hpp"
 #include "proxy/io/socket_util.hpp"
 
@@ -24,7 +24,6 @@ namespace devspaces::proxy::h2 {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -49,7 +48,7 @@ class client_side : private limits_holder,
       : limits_holder{client_limits(*ctx.services->cfg)},
         pump(std::move(socket), lim, ctx.services->cfg->idle_timeout),
         ctx_(std::move(ctx)),
-        timer_(sock_.get_executor()) {
+        idle_(sock_.get_executor(), [this] { on_idle(); }) {
     ng_ = make_session(role::server, *this, lim);
     if (auto* m = ctx_.services->metrics)
       count_into(&m->bytes(ctx_.dir, flow::rx), &m->bytes(ctx_.dir, flow::tx));
@@ -58,10 +57,10 @@ class client_side : private limits_holder,
   static asio::awaitable<void> serve(std::shared_ptr<client_side> self, std::string initial) {
     co_await asio::this_coro::throw_if_cancelled(false);
     self->watch_drain();
-    self->arm_timer();
+    self->idle_.arm_after(self->ctx_.services->cfg->idle_timeout);
     co_await self->run_loops(std::move(initial));
     self->drain_sub_.reset();
-    self->timer_.cancel();
+    co_await self->idle_.close();
     auto streams = std::move(self->streams_);
     self->streams_.clear();
     for (auto& [id, ex] : streams) ex->detach_client();
@@ -78,7 +77,7 @@ class client_side : private limits_holder,
   int on_begin_headers(std::int32_t id) override {
     if (streams_.count(id) == 0) {
       streams_[id] = std::make_shared<exchange>(*this, id);
-      last_active_ = clock::now();
+      idle_.disarm();
     }
     return 0;
   }
@@ -114,7 +113,7 @@ class client_side : private limits_holder,
     if (it == streams_.end()) return 0;
     auto ex = std::move(it->second);
     streams_.erase(it);
-    last_active_ = clock::now();
+    if (streams_.empty()) idle_.arm_after(ctx_.services->cfg->idle_timeout);
     ex->on_client_closed(code);
     return 0;
   }
@@ -153,34 +152,17 @@ class client_side : private limits_holder,
     kick();
   }
 
-  // The idle check: fires when the connection could have been idle for --idle-timeout.
-  void arm_timer() {
-    const auto idle = ctx_.services->cfg->idle_timeout;
-    const auto now = clock::now();
-    timer_.expires_at(streams_.empty() && last_active_ + idle > now ? last_active_ + idle
-                                                                    : now + idle);
-    std::weak_ptr<client_side> weak = shared_from_this();
-    timer_.async_wait([weak](const boost::system::error_code& ec) {
-      auto self = weak.lock();
-      if (ec || !self || !self->open()) return;
-      self->on_timer();
-    });
-  }
-
-  void on_timer() {
-    if (streams_.empty() && clock::now() - last_active_ >= ctx_.services->cfg->idle_timeout) {
-      nghttp2_session_terminate_session(ng(), NGHTTP2_NO_ERROR);
-      kick();
-      return;
-    }
-    arm_timer();
+  // No stream for --idle-timeout (the deadline is armed while none is open): say goodbye.
+  void on_idle() {
+    if (!open() || !streams_.empty()) return;
+    nghttp2_session_terminate_session(ng(), NGHTTP2_NO_ERROR);
+    kick();
   }
 
   io::connection_context ctx_;
   std::map<std::int32_t, std::shared_ptr<exchange>> streams_;
-  asio::steady_timer timer_;
+  io::deadline idle_;
   io::drain_signal::subscription drain_sub_;
-  clock::time_point last_active_ = clock::now();
   bool goaway_sent_ = false;
 };
 

@@ -90,7 +90,7 @@ upstream_conn::upstream_conn(tcp::socket socket, const limits& lim,
                              std::chrono::milliseconds idle_timeout)
     : pump(std::move(socket), lim, write_timeout),
       idle_timeout_(idle_timeout),
-      idle_(sock_.get_executor()) {
+      idle_(sock_.get_executor(), [this] { on_idle(); }) {
   ng_ = make_session(role::client, *this, lim);
 }
 
@@ -102,9 +102,9 @@ void upstream_conn::start() {
 
 asio::awaitable<void> upstream_conn::run(std::shared_ptr<upstream_conn> self) {
   co_await asio::this_coro::throw_if_cancelled(false);
-  self->arm_idle();
+  self->idle_.arm_after(self->idle_timeout_);
   co_await self->run_loops({});
-  self->idle_.cancel();
+  co_await self->idle_.close();
   // Streams still open lose their upstream.
   auto streams = std::move(self->streams_);
   self->streams_.clear();
@@ -112,21 +112,12 @@ asio::awaitable<void> upstream_conn::run(std::shared_ptr<upstream_conn> self) {
   log()->debug("upstream h2 connection closed rx={} tx={}", self->rx(), self->tx());
 }
 
-void upstream_conn::arm_idle() {
-  idle_.expires_after(idle_timeout_);
-  std::weak_ptr<upstream_conn> weak = shared_from_this();
-  idle_.async_wait([weak](const boost::system::error_code& ec) {
-    auto self = weak.lock();
-    if (ec || !self || !self->open()) return;
-    if (self->streams_.empty()) {
-      // Idle: say goodbye; the loops end once GOAWAY is out.
-      self->goaway_ = true;
-      nghttp2_session_terminate_session(self->ng(), NGHTTP2_NO_ERROR);
-      self->kick();
-      return;
-    }
-    self->arm_idle();
-  });
+void upstream_conn::on_idle() {
+  if (!open() || !streams_.empty()) return;
+  // Idle: say goodbye; the loops end once GOAWAY is out.
+  goaway_ = true;
+  nghttp2_session_terminate_session(ng(), NGHTTP2_NO_ERROR);
+  kick();
 }
 
 bool upstream_conn::usable() const {
@@ -142,6 +133,7 @@ std::int32_t upstream_conn::submit(const std::shared_ptr<exchange>& ex, const fi
   const auto id = submit_request(ng(), fields, with_body ? ex.get() : nullptr);
   if (id > 0) {
     streams_[id] = ex;
+    idle_.disarm();
     kick();
   }
   return id;
@@ -185,6 +177,7 @@ int upstream_conn::on_stream_close(std::int32_t stream_id, std::uint32_t error_c
   if (it == streams_.end()) return 0;
   auto ex = std::move(it->second);
   streams_.erase(it);
+  if (streams_.empty()) idle_.arm_after(idle_timeout_);
   ex->on_upstream_closed(error_code);
   return 0;
 }

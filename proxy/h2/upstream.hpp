@@ -12,6 +12,7 @@
 #include "proxy/h2/ng.hpp"
 #include "proxy/h2/pump.hpp"
 #include "proxy/io/connection_context.hpp"
+#include "proxy/io/deadline.hpp"
 
 namespace devspaces::proxy::h2 {
 
@@ -48,12 +49,12 @@ class upstream_conn : public pump,
 
  private:
   static boost::asio::awaitable<void> run(std::shared_ptr<upstream_conn> self);
-  void arm_idle();
+  void on_idle();
   exchange* find(std::int32_t id);
 
   std::map<std::int32_t, std::shared_ptr<exchange>> streams_;
   std::chrono::milliseconds idle_timeout_;
-  boost::asio::steady_timer idle_;
+  io::deadline idle_;  // armed while no stream is open: its expiry says goodbye
   bool goaway_ = false;
 };
 

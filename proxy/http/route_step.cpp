@@ -31,4 +31,22 @@ boost::asio::awaitable<route_step_result> route_request(
   co_return out;
 }
 
+exchange_outcome upstream_connect_failed(connect_failure why) {
+  constexpr auto at = exchange_step::upstream;
+  switch (why) {
+    case connect_failure::timeout:
+      return exchange_outcome::answer(at, 504, "gateway timeout: upstream connect timed out",
+                                      "upstream_timeout");
+    case connect_failure::refused:
+      return exchange_outcome::answer(at, 502, "bad gateway: upstream refused the connection",
+                                      "upstream_connect_refused");
+    case connect_failure::unreachable:
+      return exchange_outcome::answer(at, 502, "bad gateway: upstream unreachable",
+                                      "upstream_unreachable");
+    default:
+      return exchange_outcome::answer(at, 502, "bad gateway: upstream connect failed",
+                                      "upstream_connect_error");
+  }
+}
+
 }  // namespace devspaces::proxy::http

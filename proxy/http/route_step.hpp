@@ -41,4 +41,8 @@ boost::asio::awaitable<route_step_result> route_request(
     std::string_view authority, std::span<const field_view> fields,
     boost::asio::ip::tcp::endpoint original_dst);
 
+/// The outcome of a failed upstream step (no connection to the routed upstream), whatever the
+/// protocol: 504 for a connect timeout, else 502 with the reason, and the error code.
+exchange_outcome upstream_connect_failed(connect_failure why);
+
 }  // namespace devspaces::proxy::http

@@ -403,21 +403,7 @@ asio::awaitable<exchange_outcome> session::open_upstream(const tcp::endpoint& ta
   connect_failure why = connect_failure::other;
   const bool connected = co_await acquire_upstream(target, attempt > 0, why);
   if (connected) co_return exchange_outcome::proceed();
-  switch (why) {
-    case connect_failure::timeout:
-      co_return exchange_outcome::answer(
-          step::upstream, 504, "gateway timeout: upstream connect timed out", "upstream_timeout");
-    case connect_failure::refused:
-      co_return exchange_outcome::answer(step::upstream, 502,
-                                         "bad gateway: upstream refused the connection",
-                                         "upstream_connect_refused");
-    case connect_failure::unreachable:
-      co_return exchange_outcome::answer(step::upstream, 502, "bad gateway: upstream unreachable",
-                                         "upstream_unreachable");
-    default:
-      co_return exchange_outcome::answer(
-          step::upstream, 502, "bad gateway: upstream connect failed", "upstream_connect_error");
-  }
+  co_return upstream_connect_failed(why);
 }
 
 asio::awaitable<void> session::forward_request_body() {

@@ -6,13 +6,12 @@
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/config.hpp"
 #include "proxy/io/connection_context.hpp"
+#include "proxy/io/deadline.hpp"
 #include "proxy/io/socket_util.hpp"
 
 namespace devspaces::proxy::io {
@@ -20,25 +19,6 @@ namespace devspaces::proxy::io {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using token = asio::as_tuple_t<asio::use_awaitable_t<>>;
-
-socket_deadline::socket_deadline(tcp::socket& socket, std::chrono::steady_clock::time_point at)
-    : socket_(socket), timer_(socket.get_executor(), at) {
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    pending_ = false;
-    if (ec) return;  // cancelled by finish()
-    expired_ = true;
-    boost::system::error_code ignored;
-    socket_.cancel(ignored);
-  });
-}
-
-asio::awaitable<void> socket_deadline::finish() {
-  timer_.cancel();
-  // The callback is queued by now (cancelled or expired) and runs before this post completes.
-  while (pending_) {
-    co_await asio::post(asio::use_awaitable);
-  }
-}
 
 connect_failure classify_connect_error(const boost::system::error_code& ec) {
   if (ec == asio::error::connection_refused) return connect_failure::refused;
@@ -79,15 +59,16 @@ asio::awaitable<connect_result> connect_upstream(tcp::endpoint endpoint,
     }
   }
   sock.set_option(tcp::no_delay(true), ec);
-  socket_deadline deadline(sock, std::chrono::steady_clock::now() + timeout);
+  deadline limit(ex, cancel_on_expire(sock));
+  limit.arm_after(timeout);
   auto [cec] = co_await sock.async_connect(endpoint, token{});
-  co_await deadline.finish();
+  co_await limit.close();
   if (!cec) {
     sock.set_option(tcp::no_delay(true), ec);
     result.socket.emplace(std::move(sock));
     co_return result;
   }
-  if (deadline.expired()) {
+  if (limit.expired()) {
     result.ec = asio::error::timed_out;
     result.reason = connect_failure::timeout;
     co_return result;

@@ -5,7 +5,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "proxy/metrics.hpp"
@@ -22,35 +21,11 @@ struct connect_result {
   bool cancelled = false;  ///< the caller cancelled the connect (not a failure to count)
 };
 
-/// A deadline for the operations pending on one socket: when it passes, a timer callback cancels
-/// them (they complete with operation_aborted and expired() turns true). Used instead of racing
-/// the operation against a timer with `||`, whose parallel-group frames (~1 KiB) stay in Asio's
-/// per-thread frame cache and are then taken by the next long-lived frame of a connection.
-/// co_await finish() before the object goes away: the callback refers to it.
-class socket_deadline {
- public:
-  /// Arms the deadline for `socket`, which must outlive this object.
-  socket_deadline(boost::asio::ip::tcp::socket& socket, std::chrono::steady_clock::time_point at);
-  socket_deadline(const socket_deadline&) = delete;
-  socket_deadline& operator=(const socket_deadline&) = delete;
-
-  /// The deadline passed (and the socket's pending operations were cancelled).
-  bool expired() const { return expired_; }
-
-  /// Stops the timer and waits until its callback has run.
-  boost::asio::awaitable<void> finish();
-
- private:
-  boost::asio::ip::tcp::socket& socket_;
-  boost::asio::steady_timer timer_;
-  bool expired_ = false;
-  bool pending_ = true;
-};
-
 /// Maps a connect error to its upstream_connect_failures_total reason.
 connect_failure classify_connect_error(const boost::system::error_code& ec);
 
-/// Connects to `endpoint` within `timeout` (refused / timeout / unreachable / other on failure).
+/// Connects to `endpoint` within `timeout` (an io::deadline cancels the connect when it passes;
+/// refused / timeout / unreachable / other on failure).
 /// With `source`, the socket is bound to that address first when it can be (else the kernel's
 /// default source is used). Never throws; supports cancellation (result.cancelled).
 boost::asio::awaitable<connect_result> connect_upstream(

@@ -7,6 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
 
 namespace devspaces::proxy::io {
 
@@ -22,6 +23,14 @@ namespace devspaces::proxy::io {
 /// Every arm carries a small `tag` (what was being waited for); fired_tag() tells which one
 /// expired, so the owner can answer "request head timeout" or "no response from upstream"
 /// without a separate state machine. Call close() (and co_await it) before destruction.
+///
+/// It is the one deadline type of the proxy: the HTTP/1 session's timeouts, the upstream
+/// connect, the sniff window's waits, the HTTP/2 write pump and idle close, the TCP relay's idle
+/// timeout.
+/// For a single operation: arm, co_await the operation (the expiry cancels it, see
+/// cancel_on_expire), then close() and ask expired(). No operation is raced against a timer
+/// with `||`: the parallel-group frames (~1 KiB) stay in Asio's per-thread frame cache and are
+/// then taken by the next long-lived frame of a connection.
 class deadline {
  public:
   using clock = std::chrono::steady_clock;
@@ -67,5 +76,15 @@ class deadline {
   bool pending_ = false;  // a timer callback is outstanding
   bool closed_ = false;
 };
+
+/// An on_expire action cancelling the pending operations of `s` (which must outlive the
+/// deadline): they complete with operation_aborted, and the deadline reads expired().
+template <class Socket>
+std::function<void()> cancel_on_expire(Socket& s) {
+  return [&s] {
+    boost::system::error_code ignored;
+    s.cancel(ignored);
+  };
+}
 
 }  // namespace devspaces::proxy::io

@@ -11,17 +11,16 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "proxy/io/deadline.hpp"
 #include "proxy/io/socket_util.hpp"
 
 namespace devspaces::proxy::io {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using clock = std::chrono::steady_clock;
 using token = asio::as_tuple_t<asio::use_awaitable_t<>>;
 using namespace asio::experimental::awaitable_operators;
 
@@ -72,14 +71,13 @@ struct splice_pipe {
   }
 };
 
-/// Shared by the two copy loops and the idle watchdog of one relay (all on one strand-less
-/// executor: no locking).
+/// Shared by the two copy loops of one relay (all on one strand-less executor: no locking). The
+/// idle timeout is an io::deadline re-armed by every byte moved: its expiry aborts the relay.
 struct relay_state {
   tcp::socket& client;
   tcp::socket& upstream;
-  asio::steady_timer idle;
+  deadline idle;
   std::chrono::milliseconds idle_timeout;
-  clock::time_point last_activity = clock::now();
   bool stop = false;
   int finished = 0;
   relay_end end = relay_end::done;
@@ -87,19 +85,27 @@ struct relay_state {
   bool reset_upstream = false;
 
   relay_state(tcp::socket& c, tcp::socket& u, std::chrono::milliseconds timeout)
-      : client(c), upstream(u), idle(c.get_executor()), idle_timeout(timeout) {}
+      : client(c),
+        upstream(u),
+        idle(c.get_executor(), [this] { abort(relay_end::idle_timeout, false, false); }),
+        idle_timeout(timeout) {
+    active();
+  }
 
-  /// Ends the relay now: both loops and the watchdog stop at their next step.
+  /// Bytes moved: the idle timeout starts again.
+  void active() { idle.arm_after(idle_timeout); }
+
+  /// Ends the relay now: both loops stop at their next step.
   void abort(relay_end why, bool rst_client, bool rst_upstream) {
     if (stop) return;
     stop = true;
     end = why;
     reset_client = rst_client;
     reset_upstream = rst_upstream;
+    idle.disarm();
     boost::system::error_code ignored;
     client.cancel(ignored);
     upstream.cancel(ignored);
-    idle.cancel();
   }
 };
 
@@ -124,7 +130,7 @@ void record_error(relay_state& st, const one_way& w, bool on_read, int err) {
 }
 
 void account(relay_state& st, const one_way& w, std::size_t n) {
-  st.last_activity = clock::now();
+  st.active();
   w.total += n;
   if (w.counter) w.counter->Increment(static_cast<double>(n));
 }
@@ -227,20 +233,7 @@ asio::awaitable<void> copy(relay_state& st, one_way w) {
       break;
     }
   }
-  if (++st.finished == 2) st.idle.cancel();
-}
-
-asio::awaitable<void> watchdog(relay_state& st) {
-  co_await asio::this_coro::throw_if_cancelled(false);
-  while (!st.stop && st.finished < 2) {
-    auto deadline = st.last_activity + st.idle_timeout;
-    if (clock::now() >= deadline) {
-      st.abort(relay_end::idle_timeout, false, false);
-      break;
-    }
-    st.idle.expires_at(deadline);
-    co_await st.idle.async_wait(token{});
-  }
+  if (++st.finished == 2) st.idle.disarm();
 }
 
 /// Sends bytes read before the relay started; false when the write failed. Bytes from the
@@ -248,7 +241,7 @@ asio::awaitable<void> watchdog(relay_state& st) {
 asio::awaitable<bool> send_initial(relay_state& st, const one_way& w, const std::string& bytes) {
   if (bytes.empty()) co_return true;
   if (w.from_client) {
-    st.last_activity = clock::now();
+    st.active();
     w.total += bytes.size();
   } else {
     account(st, w, bytes.size());
@@ -280,8 +273,9 @@ asio::awaitable<relay_result> relay(tcp::socket client, tcp::socket upstream,
     // Sent: not kept for the connection's life (a sniffed TLS ClientHello can be KiBs).
     std::string().swap(options.initial_client_bytes);
     std::string().swap(options.initial_upstream_bytes);
-    co_await (copy(st, up) && copy(st, down) && watchdog(st));
+    co_await (copy(st, up) && copy(st, down));
   }
+  co_await st.idle.close();
   result.end = st.end;
   if (st.reset_client)
     close_with_reset(client);

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <future>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -148,10 +149,12 @@ class upstream_listener {
 /// Runs sniff_connection for one client connection on its own loop thread.
 class sniff_harness {
  public:
-  explicit sniff_harness(std::chrono::milliseconds window, tcp::endpoint dst)
+  explicit sniff_harness(std::chrono::milliseconds window, tcp::endpoint dst,
+                         std::optional<std::chrono::milliseconds> idle = std::nullopt)
       : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
     auto cfg = std::make_shared<config>();
     cfg->sniff_timeout = window;
+    if (idle) cfg->idle_timeout = *idle;
     cfg->connect_timeout = 2s;
     services_.cfg = cfg;
     services_.metrics = &metrics_;
@@ -344,6 +347,37 @@ TEST(sniff_window, unreachable_upstream_and_silent_client_ends_at_the_window) {
   ASSERT_EQ(h.verdict(), sniff_verdict::tcp);
   EXPECT_FALSE(h.proceed());
   EXPECT_GE(h.took(), 50ms);
+  h.close_client();
+}
+
+TEST(sniff_window, silent_client_and_silent_upstream_end_at_the_idle_timeout) {
+  // The wait for the client's first bytes is bounded by the connection's idle timeout (the
+  // window's io::deadline cancels it); the upstream opened meanwhile goes to the raw relay.
+  upstream_listener up;
+  sniff_harness h(50ms, up.endpoint(), 400ms);
+  h.connect_client();
+  ASSERT_TRUE(up.accept());
+  ASSERT_EQ(h.verdict(), sniff_verdict::tcp);
+  EXPECT_TRUE(h.proceed());
+  EXPECT_TRUE(h.had_upstream());
+  EXPECT_TRUE(h.bytes().empty());
+  EXPECT_GE(h.took(), 400ms);
+  EXPECT_LT(h.took(), 3s);
+  h.close_client();
+}
+
+TEST(sniff_window, each_wait_for_the_client_gets_a_fresh_deadline) {
+  // The first wait (the short grace) expires; the second, armed on the same deadline, still
+  // lets bytes that come later decide.
+  upstream_listener up;
+  sniff_harness h(1000ms, up.endpoint(), 5000ms);
+  int c = h.connect_client();
+  ASSERT_TRUE(up.accept());  // the grace passed: the speculative connect came
+  std::this_thread::sleep_for(100ms);
+  send_text(c, "GET / HTTP/1.1\r\n");
+  ASSERT_EQ(h.verdict(), sniff_verdict::http);
+  EXPECT_TRUE(h.had_upstream());
+  EXPECT_LT(h.took(), 1000ms);
   h.close_client();
 }
 

@@ -352,6 +352,32 @@ TEST(h2_session, drain_sends_goaway_and_lets_open_streams_finish) {
   ASSERT_TRUE(run_until([&] { return c.eof; }, c, {&u}));
 }
 
+TEST(h2_session, idle_connections_say_goodbye_only_once_no_stream_is_open) {
+  proxy::config cfg;
+  cfg.idle_timeout = 300ms;
+  harness h(cfg);
+  upstream u;
+  std::vector<std::int32_t> got;
+  u.on_request = [&](peer&, std::int32_t id, stream_state&) { got.push_back(id); };
+  h.set_upstream("127.0.0.1", u.port);
+  peer c(peer::kind::client, h.connect_client());
+  const auto id = c.request(get("/slow"));
+  ASSERT_TRUE(run_until([&] { return got.size() == 1; }, c, {&u}));
+  // A stream open for longer than the idle timeout: neither side is idle.
+  const auto until = std::chrono::steady_clock::now() + 600ms;
+  run_until([&] { return std::chrono::steady_clock::now() >= until; }, c, {&u});
+  EXPECT_FALSE(c.goaway);
+  EXPECT_FALSE(u.only().goaway);
+  u.only().respond(got[0], {{":status", "200"}}, "late");
+  ASSERT_TRUE(run_until([&] { return c.streams[id].closed; }, c, {&u}));
+  const auto closed_at = std::chrono::steady_clock::now();
+  // Idle from the stream's close: GOAWAY(NO_ERROR), then the connection ends.
+  ASSERT_TRUE(run_until([&] { return c.goaway && c.eof; }, c, {&u}));
+  EXPECT_GE(std::chrono::steady_clock::now() - closed_at, 250ms);
+  // The upstream connection, idle as well, says goodbye too.
+  ASSERT_TRUE(run_until([&] { return u.only().goaway; }, c, {&u}));
+}
+
 TEST(h2_session, inbound_adds_the_route_header_from_authority) {
   harness h({}, proxy::direction::inbound);
   upstream u;

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "tests/support/loopback_pair.hpp"
 #include "tests/support/run_until.hpp"
 
 namespace devspaces::proxy::io {
@@ -129,6 +130,43 @@ TEST(deadline, nothing_expires_after_close) {
   ASSERT_TRUE(run_until(io, [&] { return reference.expired(); }));
   EXPECT_EQ(fired, 0);
   EXPECT_FALSE(d.expired());
+  close(io, reference);
+}
+
+TEST(deadline, cancel_on_expire_ends_one_operation_and_a_disarmed_wait_is_left_alone) {
+  // The single-operation use (connect, a sniff wait, an HTTP/2 write): arm, wait, disarm.
+  asio::io_context io;
+  test::loopback_pair pair(io);
+  auto& b = pair.near;
+  deadline d(io.get_executor(), cancel_on_expire(b));
+  int done = 0;
+  boost::system::error_code got;
+  auto wait_once = [&] {
+    b.async_wait(tcp::socket::wait_read, [&](boost::system::error_code ec) {
+      got = ec;
+      ++done;
+      d.disarm();
+    });
+  };
+  d.arm_after(30ms);
+  const auto start = clock::now();
+  wait_once();
+  ASSERT_TRUE(run_until(io, [&] { return done == 1; }));
+  EXPECT_EQ(got, asio::error::operation_aborted);
+  EXPECT_TRUE(d.expired());
+  EXPECT_GE(clock::now() - start, 30ms);
+  // Re-armed for a second wait that the peer ends first: the disarmed deadline never fires.
+  d.reset();
+  d.arm_after(80ms);
+  wait_once();
+  pair.far.write_some(asio::buffer("x", 1));
+  ASSERT_TRUE(run_until(io, [&] { return done == 2; }));
+  EXPECT_FALSE(got);
+  deadline reference(io.get_executor(), nullptr);
+  reference.arm_after(200ms);
+  ASSERT_TRUE(run_until(io, [&] { return reference.expired(); }));
+  EXPECT_FALSE(d.expired());
+  close(io, d);
   close(io, reference);
 }
 
