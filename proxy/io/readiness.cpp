@@ -228,6 +228,19 @@ asio::awaitable<error_code> wait_readable(tcp::socket& socket) {
   }
 }
 
+bool may_be_readable(tcp::socket& socket) {
+  state* d = state_of(socket);
+  return d == nullptr || readable_now(d);
+}
+
+void note_short_read(tcp::socket& socket) {
+  if (state* d = state_of(socket)) note_drained(d);
+}
+
+void note_would_block(tcp::socket& socket) {
+  if (state* d = state_of(socket)) note_empty(d);
+}
+
 void watch_peer_close(tcp::socket& socket) {
   state* d = state_of(socket);
   if (d == nullptr) return;
@@ -267,6 +280,14 @@ asio::awaitable<error_code> wait_readable(tcp::socket& socket) {
   auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, token);
   co_return ec;
 }
+
+bool may_be_readable(tcp::socket&) {
+  return true;
+}
+
+void note_short_read(tcp::socket&) {}
+
+void note_would_block(tcp::socket&) {}
 
 void watch_peer_close(tcp::socket&) {}
 

@@ -45,6 +45,14 @@ boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_
 boost::asio::awaitable<boost::system::error_code> wait_readable(
     boost::asio::ip::tcp::socket& socket);
 
+/// For code that makes its own receives (recv, splice) on a non-blocking socket: whether one may
+/// find bytes (false only when a tracked socket is known to be drained), and what one found: a
+/// short read (fewer bytes than asked for) or nothing (EAGAIN). After note_would_block(),
+/// wait_readable() waits for the next readiness event without a system call.
+bool may_be_readable(boost::asio::ip::tcp::socket& socket);
+void note_short_read(boost::asio::ip::tcp::socket& socket);
+void note_would_block(boost::asio::ip::tcp::socket& socket);
+
 /// Asks the reactor to report the peer's close (EPOLLRDHUP) too: one epoll_ctl the first time
 /// for a socket, nothing after. Lets read_some() trust short reads on this socket.
 void watch_peer_close(boost::asio::ip::tcp::socket& socket);

@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/io/deadline.hpp"
+#include "proxy/io/readiness.hpp"
 #include "proxy/io/socket_util.hpp"
 
 namespace devspaces::proxy::io {
@@ -185,6 +186,19 @@ asio::awaitable<bool> drain_pipe(relay_state& st, const one_way& w, splice_pipe&
   co_return true;
 }
 
+/// Waits until w.from may hold bytes again (no system call once the socket is watched for the
+/// peer's close); false (after recording the error) when the wait failed or the relay stops.
+asio::awaitable<bool> wait_for_bytes(relay_state& st, const one_way& w) {
+  watch_peer_close(w.from);  // once per socket: its short reads are then trusted
+  auto ec = co_await wait_readable(w.from);
+  if (st.stop) co_return false;
+  if (ec) {
+    st.abort(w.from_client ? relay_end::client_error : relay_end::upstream_error, false, false);
+    co_return false;
+  }
+  co_return true;
+}
+
 asio::awaitable<void> copy(relay_state& st, one_way w) {
   co_await asio::this_coro::throw_if_cancelled(false);
   std::unique_ptr<char[]> buf;
@@ -198,6 +212,12 @@ asio::awaitable<void> copy(relay_state& st, one_way w) {
       use_splice = pipe.open();  // out of descriptors: keep copying through the buffer
       if (use_splice) buf.reset();
     }
+    if (!may_be_readable(w.from)) {
+      // The last read drained the socket: give the buffer back while idle, then wait.
+      buf.reset();
+      const bool ready = co_await wait_for_bytes(st, w);
+      if (!ready) break;
+    }
     ssize_t n;
     if (use_splice) {
       n = ::splice(from_fd, nullptr, pipe.write_end, nullptr, pipe.capacity,
@@ -207,10 +227,16 @@ asio::awaitable<void> copy(relay_state& st, one_way w) {
       n = ::recv(from_fd, buf.get(), buffer_size, 0);
     }
     if (n > 0) {
+      // A short recv drained the socket. A short splice need not have: the pipe can run out of
+      // slots before the socket runs out of bytes.
+      if (!use_splice && static_cast<std::size_t>(n) < buffer_size) note_short_read(w.from);
       account(st, w, static_cast<std::size_t>(n));
       moved += static_cast<std::uint64_t>(n);
-      bool ok = use_splice ? co_await drain_pipe(st, w, pipe, static_cast<std::size_t>(n))
-                           : co_await write_all(st, w, buf.get(), static_cast<std::size_t>(n));
+      bool ok = false;
+      if (use_splice)
+        ok = co_await drain_pipe(st, w, pipe, static_cast<std::size_t>(n));
+      else
+        ok = co_await write_all(st, w, buf.get(), static_cast<std::size_t>(n));
       if (!ok) break;
       continue;
     }
@@ -225,13 +251,10 @@ asio::awaitable<void> copy(relay_state& st, one_way w) {
       break;
     }
     // Nothing to read: give the buffer back while idle, then wait for readability.
+    note_would_block(w.from);
     buf.reset();
-    auto [ec] = co_await w.from.async_wait(tcp::socket::wait_read, token{});
-    if (st.stop) break;
-    if (ec) {
-      st.abort(w.from_client ? relay_end::client_error : relay_end::upstream_error, false, false);
-      break;
-    }
+    const bool ready = co_await wait_for_bytes(st, w);
+    if (!ready) break;
   }
   if (++st.finished == 2) st.idle.disarm();
 }
@@ -268,8 +291,10 @@ asio::awaitable<relay_result> relay(tcp::socket client, tcp::socket upstream,
                false,     m ? &m->bytes(options.dir, flow::tx) : nullptr,
                result.tx, options.splice_after};
 
-  if (co_await send_initial(st, up, options.initial_client_bytes) &&
-      co_await send_initial(st, down, options.initial_upstream_bytes)) {
+  // (co_await kept out of conditions: GCC 12 miscompiles some of those shapes.)
+  bool sent = co_await send_initial(st, up, options.initial_client_bytes);
+  if (sent) sent = co_await send_initial(st, down, options.initial_upstream_bytes);
+  if (sent) {
     // Sent: not kept for the connection's life (a sniffed TLS ClientHello can be KiBs).
     std::string().swap(options.initial_client_bytes);
     std::string().swap(options.initial_upstream_bytes);
