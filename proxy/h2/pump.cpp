@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "proxy/io/readiness.hpp"
 #include "proxy/io/socket_util.hpp"
 
 namespace devspaces::proxy::h2 {
@@ -82,8 +83,12 @@ asio::awaitable<void> pump::read_loop(std::string initial) {
     std::string().swap(initial);
   }
   in_.resize(read_size);
+  // Readiness-first reads: after a read that drained the socket the next one waits for the
+  // next readiness event instead of failing with EAGAIN (watched for the peer's close, so a
+  // close that comes with the last bytes is seen).
+  io::watch_peer_close(sock_);
   while (ok && !closed_ && !session_over()) {
-    auto [ec, n] = co_await sock_.async_read_some(asio::buffer(in_), token{});
+    auto [ec, n] = co_await io::read_some(sock_, reinterpret_cast<char*>(in_.data()), in_.size());
     if (ec || n == 0) break;
     rx_ += n;
     if (rx_counter_ != nullptr) rx_counter_->Increment(static_cast<double>(n));
