@@ -53,7 +53,7 @@ class lazy_json {
   void reuse(const std::shared_ptr<const json_options>& opts);
 
  private:
-  mutable std::mutex mutex_;            // first serialisation only
+  mutable std::mutex mutex_;  // first serialisation only
   mutable std::atomic<bool> done_{false};
   mutable record rec_;
   std::shared_ptr<const json_options> opts_;

@@ -69,9 +69,9 @@ TEST(ExchangeRecorder, TracingOffRecordsNothingAndEveryCallIsANoOp) {
 namespace devspaces::test {
 namespace {
 
+using boost::asio::ip::make_address;
 using proxy::request_view;
 using proxy::response_view;
-using boost::asio::ip::make_address;
 using tcp = boost::asio::ip::tcp;
 
 // One exchange as the data path reports it, to record both ways: through the recorder (in
@@ -107,8 +107,8 @@ struct exchange_case {
 constexpr std::size_t body_limit = 16;
 
 void record_through_recorder(exchange_recorder& rec, const exchange_case& c) {
-  rec.begin(proxy::trace::exchange_endpoints{c.outbound, "pod-a", "azureuser", c.client,
-                                             c.original_dst});
+  rec.begin(
+      proxy::trace::exchange_endpoints{c.outbound, "pod-a", "azureuser", c.client, c.original_dst});
   ASSERT_TRUE(rec.active());
   if (!c.protocol.empty()) rec.on_protocol(c.protocol, c.stream_id);
   if (c.head_complete) {
@@ -133,8 +133,7 @@ void record_through_recorder(exchange_recorder& rec, const exchange_case& c) {
 
 std::string text(const tcp::endpoint& ep) {
   const auto a = ep.address();
-  return (a.is_v4() ? a.to_string() : "[" + a.to_string() + "]") + ":" +
-         std::to_string(ep.port());
+  return (a.is_v4() ? a.to_string() : "[" + a.to_string() + "]") + ":" + std::to_string(ep.port());
 }
 
 proxy::trace::header_list fields(const std::vector<field_view>& f) {
