@@ -18,9 +18,9 @@ void head_edit::replace(byte_span s, std::string text) {
   edits_.insert(it, std::move(e));
 }
 
-std::vector<std::string_view> head_edit::pieces(const char* base, std::uint32_t start,
-                                                std::uint32_t end) const {
-  std::vector<std::string_view> out;
+head_edit::piece_list head_edit::pieces(const char* base, std::uint32_t start,
+                                        std::uint32_t end) const {
+  piece_list out;
   out.reserve(edits_.size() * 2 + 1);
   std::uint32_t pos = start;
   for (const auto& e : edits_) {

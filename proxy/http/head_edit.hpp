@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "proxy/http/parser.hpp"
 
 namespace devspaces::proxy::http {
@@ -21,10 +23,11 @@ class head_edit {
   /// True when no edit was made.
   bool empty() const { return edits_.empty(); }
 
+  /// Pieces of an edited head; a head with up to 7 edits needs no allocation.
+  using piece_list = boost::container::small_vector<std::string_view, 15>;
   /// The edited bytes of [start, end) of `base` as consecutive pieces (views into `base` and
   /// into this object; valid while both live and are unchanged).
-  std::vector<std::string_view> pieces(const char* base, std::uint32_t start,
-                                       std::uint32_t end) const;
+  piece_list pieces(const char* base, std::uint32_t start, std::uint32_t end) const;
   /// The edited bytes joined (tests, traces).
   std::string joined(const char* base, std::uint32_t start, std::uint32_t end) const;
 

@@ -16,6 +16,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include "proxy/config.hpp"
 #include "proxy/exchange.hpp"
@@ -354,7 +355,7 @@ asio::awaitable<tcp::endpoint> session::route(head_edit& edit, std::string_view 
     target = rr.target;
     rec_.on_route(rr.route_as, rr.source, std::move(rr.decision), added, std::move(rr.trace_id));
   }
-  if (rec_.active()) rec_.on_upstream(io::format_endpoint(target).view());
+  rec_.on_upstream(target);
   co_return target;
 }
 
@@ -707,9 +708,8 @@ void session::begin_record() {
   const auto& rh = req.head();
   if (rh.method.len > 0) method_idx_ = method_index(req.text(rh.method));
   if (rec_.active() || !rec_.wanted()) return;
-  rec_.begin({ctx_.dir == direction::outbound, cfg_.pod_name, cfg_.space,
-              io::format_endpoint(ctx_.client).view(),
-              io::format_endpoint(ctx_.original_dst).view()});
+  rec_.begin(trace::exchange_endpoints{ctx_.dir == direction::outbound, cfg_.pod_name, cfg_.space,
+                                       ctx_.client, ctx_.original_dst});
   // The start line is known as soon as it was parsed, also when the head then failed.
   rec_.on_request_line(req.text(rh.method), req.text(rh.target), req.text(rh.version));
 }
@@ -731,8 +731,7 @@ void session::record_response_head() {
   if (!rec_.active()) return;
   const auto& resp = response_.message();
   const auto& h = resp.head();
-  std::vector<field_view> fields;
-  fields.reserve(h.headers.size());
+  boost::container::small_vector<field_view, 16> fields;  // no allocation for a usual head
   for (const auto& f : h.headers) fields.emplace_back(resp.text(f.name), resp.text(f.value));
   rec_.on_response_head({h.status, resp.text(h.reason), resp.text(h.version), fields});
   rec_.on_body(trace::message_side::response, resp.body());

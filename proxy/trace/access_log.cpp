@@ -1,6 +1,9 @@
 #include "proxy/trace/access_log.hpp"
 
+#include <bit>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -97,11 +100,32 @@ bool iequal(std::string_view a, std::string_view b) {
   return true;
 }
 
+// iequal(name, "content-type") a word at a time: every record with a body asks it of each of its
+// header names. Only the letters' case bit is ignored.
+bool is_content_type(std::string_view name) {
+  if (name.size() != 12) return false;
+  std::uint64_t head;
+  std::uint32_t tail;
+  std::memcpy(&head, name.data(), sizeof head);
+  std::memcpy(&tail, name.data() + 8, sizeof tail);
+  static constexpr char want[] = "content-type";
+  std::uint64_t want_head;
+  std::uint32_t want_tail;
+  std::memcpy(&want_head, want, sizeof want_head);
+  std::memcpy(&want_tail, want + 8, sizeof want_tail);
+  // The case bit of every byte but the '-' (the 8th) is ignored.
+  constexpr std::uint64_t letters_head = 0x2020202020202020ULL & ~(0xFFULL << (7 * 8));
+  constexpr std::uint64_t letters_head_be = 0x2020202020202020ULL & ~0xFFULL;
+  const std::uint64_t mask =
+      std::endian::native == std::endian::little ? letters_head : letters_head_be;
+  return (head | mask) == want_head && (tail | 0x20202020U) == want_tail;
+}
+
 void apply(const header_list& headers, body_capture& body,
            const std::vector<std::string>& omit_types) {
   if (body.prefix.empty()) return;
   for (const auto& [name, value] : headers) {
-    if (!iequal(name, "content-type")) continue;
+    if (!is_content_type(name)) continue;
     const auto type = media_type(value);
     for (const auto& t : omit_types) {
       if (iequal(type, t)) {

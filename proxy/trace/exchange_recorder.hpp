@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/ip/tcp.hpp>
+
 #include "proxy/exchange.hpp"
 #include "proxy/routing/decision.hpp"
 #include "proxy/trace/record.hpp"
@@ -16,6 +18,7 @@
 namespace devspaces::proxy::trace {
 
 class hub;
+class lazy_json;
 
 /// Who saw an exchange: the fixed part of every record of one connection.
 struct exchange_identity {
@@ -24,6 +27,15 @@ struct exchange_identity {
   std::string_view space;
   std::string_view client;        ///< "ip:port"
   std::string_view original_dst;  ///< "ip:port"
+};
+
+/// The same as endpoints: a connection's recorder formats them once, not per exchange.
+struct exchange_endpoints {
+  bool outbound = false;
+  std::string_view pod;
+  std::string_view space;
+  const boost::asio::ip::tcp::endpoint& client;
+  const boost::asio::ip::tcp::endpoint& original_dst;
 };
 
 /// Which message of the exchange a body or trailer belongs to.
@@ -35,14 +47,21 @@ enum class message_side { request, response };
 class exchange_recorder {
  public:
   /// `sink` may be null (tracing off). `body_limit` is --trace-body-bytes.
-  exchange_recorder(hub* sink, std::size_t body_limit) : sink_(sink), body_limit_(body_limit) {}
+  exchange_recorder(hub* sink, std::size_t body_limit);
 
-  /// Starts a record for the next exchange when the sink wants one; idempotent.
+  exchange_recorder(exchange_recorder&&) noexcept;
+  exchange_recorder& operator=(exchange_recorder&&) noexcept;
+  ~exchange_recorder();
+
+  /// Starts a record for the next exchange when the sink wants one; idempotent. The record is
+  /// built in place where the sink keeps it (nothing is copied when it is published).
   void begin(const exchange_identity& who);
+  /// The same; the endpoints' text is kept for the connection's next exchanges.
+  void begin(const exchange_endpoints& who);
   /// True when begin() would start a record now (tracing on and someone to read it).
   bool wanted() const;
   /// True while a record is being built.
-  bool active() const { return rec_ != nullptr; }
+  bool active() const { return entry_ != nullptr; }
 
   /// The protocol (`http/1.1`, `h2`, ...) and, for HTTP/2, the client side's stream id.
   void on_protocol(std::string_view protocol, std::optional<std::int32_t> stream_id);
@@ -57,13 +76,15 @@ class exchange_recorder {
                 std::optional<std::string> trace_id = std::nullopt);
   /// The upstream actually used ("ip:port").
   void on_upstream(std::string_view endpoint);
+  /// The same as an endpoint (its text is kept while the connection keeps its upstream).
+  void on_upstream(const boost::asio::ip::tcp::endpoint& endpoint);
   /// The response head the client gets (the upstream's, or the proxy's own error answer).
   void on_response_head(const response_view& head);
   /// Body bytes of one side, in order, as they stream (a prefix is kept, all are counted).
   void on_body(message_side side, std::span<const char> bytes);
   /// Several body segments at once (what one parser feed produced).
   void on_body(message_side side, std::span<const std::span<const char>> segments) {
-    if (!rec_) return;
+    if (!entry_) return;
     for (auto s : segments) on_body(side, s);
   }
   /// Trailer fields of one side: the response's go to its `trailers`; the request's (which the
@@ -72,12 +93,17 @@ class exchange_recorder {
   /// Ends the record: duration, error code (null when none), then hands it to the sink.
   void finish(std::chrono::microseconds duration, const char* error);
   /// Drops a record being built without publishing it.
-  void discard() { rec_.reset(); }
+  void discard() { entry_.reset(); }
 
  private:
+  struct endpoint_texts;
+  record& rec();
+  endpoint_texts& texts();
+
   hub* sink_;
   std::size_t body_limit_;
-  std::unique_ptr<record> rec_;  // only while an exchange is traced
+  std::shared_ptr<lazy_json> entry_;       // only while an exchange is traced
+  std::unique_ptr<endpoint_texts> texts_;  // from the first traced exchange on
 };
 
 }  // namespace devspaces::proxy::trace

@@ -104,14 +104,96 @@ hub::~hub() {
 }
 
 const std::string& lazy_json::text() const {
-  std::call_once(once_, [this] {
-    append_json(json_, rec_, *opts_);
-    rec_ = record{};
-  });
+  if (!done_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(mutex_);
+    if (!done_.load(std::memory_order_relaxed)) {
+      append_json(json_, rec_, *opts_);
+      rec_ = record{};
+      done_.store(true, std::memory_order_release);
+    }
+  }
   return json_;
 }
 
+response_info& lazy_json::open_response() {
+  auto& r = rec_.response.emplace();
+  r.headers.swap(spare_headers_);
+  r.trailers.swap(spare_trailers_);
+  r.body.prefix.swap(spare_body_);
+  return r;
+}
+
+namespace {
+
+// Takes a container's storage, emptied.
+template <class T>
+T emptied(T& from) {
+  T out = std::move(from);
+  out.clear();
+  return out;
+}
+
+}  // namespace
+
+void lazy_json::reuse(const std::shared_ptr<const json_options>& opts) {
+  // Every field as in a new record (it is one); only the storage of the lists, the
+  // bodies and the strings that are often longer than their inline buffer is carried over.
+  if (rec_.response) {
+    spare_headers_ = emptied(rec_.response->headers);
+    spare_trailers_ = emptied(rec_.response->trailers);
+    spare_body_ = emptied(rec_.response->body.prefix);
+  }
+  auto pod = emptied(rec_.pod);
+  auto space = emptied(rec_.space);
+  auto target = emptied(rec_.request.target);
+  auto host = emptied(rec_.request.host);
+  auto headers = emptied(rec_.request.headers);
+  auto body = emptied(rec_.request.body.prefix);
+  std::destroy_at(&rec_);  // no temporary record to move from
+  std::construct_at(&rec_);
+  rec_.pod = std::move(pod);
+  rec_.space = std::move(space);
+  rec_.request.target = std::move(target);
+  rec_.request.host = std::move(host);
+  rec_.request.headers = std::move(headers);
+  rec_.request.body.prefix = std::move(body);
+  json_.clear();
+  done_.store(false, std::memory_order_relaxed);
+  if (opts_ != opts) opts_ = opts;
+}
+
+namespace {
+
+// Published records that nobody holds any more, kept per thread for the next exchange: the
+// worker that publishes a record also evicts the ring's oldest, so with the ring full one is at
+// hand for every exchange and a record costs no allocation.
+constexpr std::size_t spare_records = 8;
+thread_local std::vector<std::shared_ptr<lazy_json>> spares;
+
+}  // namespace
+
+std::shared_ptr<lazy_json> hub::open() {
+  if (spares.empty()) return std::make_shared<lazy_json>(json_options_);
+  auto r = std::move(spares.back());
+  spares.pop_back();
+  r->reuse(json_options_);
+  return r;
+}
+
+void hub::recycle(std::shared_ptr<const lazy_json> json) {
+  // The last reference: nobody else can read the record while it is reused. The fence pairs
+  // with the release of the reference another thread dropped last (its reads come before).
+  if (json.use_count() != 1 || spares.size() >= spare_records) return;
+  std::atomic_thread_fence(std::memory_order_acquire);
+  spares.push_back(std::const_pointer_cast<lazy_json>(std::move(json)));
+}
+
 void hub::push(record&& r) {
+  push(std::make_shared<lazy_json>(std::move(r), json_options_));
+}
+
+void hub::push(std::shared_ptr<lazy_json> entry) {
+  auto& r = entry->fill();
   apply_body_policy(r, options_.omit_body_types);
   if (options_.access_log != access_log_mode::off) {
     const bool failed = r.error.has_value();
@@ -119,7 +201,7 @@ void hub::push(record&& r) {
       write_access_log(r, options_.access_log_json);
     }
   }
-  publish(std::make_shared<const lazy_json>(std::move(r), json_options_));
+  publish(std::move(entry));
 }
 
 void hub::push_json(std::string json) {
@@ -149,6 +231,7 @@ void hub::publish(std::shared_ptr<const lazy_json> json) {
   if (spans_) spans_->offer(e);  // counts its own drops
   if (uploader_) uploader_->offer(std::move(e));
   if (skipped != 0) count_dropped(skipped);
+  if (evicted.json) recycle(std::move(evicted.json));
 }
 
 void hub::count_dropped(std::uint64_t n) {

@@ -22,28 +22,46 @@
 namespace devspaces::proxy::trace {
 
 /// A record whose JSON line (no newline) is built on first use, at most once, on the thread of
-/// the first consumer (a follower, a replay or the uploader). The data path only moves the
-/// record in, so tracing with nobody reading costs no serialisation.
+/// the first consumer (a follower, a replay or the uploader). The data path fills the record in
+/// place (hub::open, then hub::publish_record) and never copies or serialises it, so tracing
+/// with nobody reading costs no serialisation; a record that nobody holds any more is reused for
+/// a later exchange with its storage (header lists, body buffers) kept.
 class lazy_json {
  public:
+  /// An empty record, to be filled in place before it is published.
+  explicit lazy_json(std::shared_ptr<const json_options> opts) : opts_(std::move(opts)) {}
   /// Keeps `r` until the first text() call serialises it with `opts`.
   lazy_json(record r, std::shared_ptr<const json_options> opts)
       : rec_(std::move(r)), opts_(std::move(opts)) {}
   /// An already serialised line (push_json).
-  explicit lazy_json(std::string json) : json_(std::move(json)) {
-    std::call_once(once_, [] {});
-  }
+  explicit lazy_json(std::string json) : done_(true), json_(std::move(json)) {}
   lazy_json(const lazy_json&) = delete;
   lazy_json& operator=(const lazy_json&) = delete;
+
+  /// The record being built. Only while the builder is its one owner (before it is published).
+  record& fill() { return rec_; }
+  /// Starts the response side of the record being built (fill().response), on the response
+  /// buffers a reused record kept.
+  response_info& open_response();
 
   /// The JSON line; thread-safe, serialises on the first call only.
   const std::string& text() const;
 
+  /// Empties a published record that nobody else holds any more, for another exchange
+  /// serialised with `opts`: every field as in a new record; the header lists and body
+  /// buffers keep their storage.
+  void reuse(const std::shared_ptr<const json_options>& opts);
+
  private:
-  mutable std::once_flag once_;
+  mutable std::mutex mutex_;  // first serialisation only
+  mutable std::atomic<bool> done_{false};
   mutable record rec_;
   std::shared_ptr<const json_options> opts_;
   mutable std::string json_;
+  // A reused record's response buffers, until open_response().
+  header_list spare_headers_;
+  header_list spare_trailers_;
+  std::string spare_body_;
 };
 
 /// One record as it travels to the ring, followers and the uploader: shared, never copied per
@@ -127,6 +145,11 @@ class hub {
 
   /// Serialises and publishes one record. Never blocks on a consumer, never throws.
   void push(record&& r);
+  /// An empty record to fill in place (a reused one when this thread has one to spare) and
+  /// publish with push(); the data path's way, without copies.
+  std::shared_ptr<lazy_json> open();
+  /// Publishes a record from open() (the caller's reference is taken).
+  void push(std::shared_ptr<lazy_json> r);
   /// Publishes an already serialised record (one JSON object, no newline).
   void push_json(std::string json);
 
@@ -181,6 +204,7 @@ class hub {
 
  private:
   void publish(std::shared_ptr<const lazy_json> json);
+  void recycle(std::shared_ptr<const lazy_json> json);
   void count_dropped(std::uint64_t n);
 
   const hub_options options_;

@@ -32,7 +32,8 @@ struct otlp_resource {
 /// network.peer.address, error.type) plus devspaces.route_as, devspaces.route_as_source,
 /// devspaces.decision and devspaces.level. Status is ERROR for proxy errors, 5xx on a server
 /// span, 4xx/5xx on a client span.
-boost::json::object otlp_span(const boost::json::object& record);
+/// Its values are allocated from `sp` (the default resource when null).
+boost::json::object otlp_span(const boost::json::object& record, boost::json::storage_ptr sp = {});
 
 /// An ExportTraceServiceRequest body (OTLP/HTTP JSON) holding one span per record that parses.
 std::string otlp_export_body(const std::vector<entry>& entries, const otlp_resource& resource);

@@ -48,6 +48,12 @@ class address_text {
   address_text() = default;
   /// From text (implicit, so records are filled like strings).
   address_text(std::string_view s) { assign(s); }  // NOLINT(google-explicit-constructor)
+  /// Copies only the text's bytes (records are reset and moved per exchange).
+  address_text(const address_text& o) { assign(o.view()); }
+  address_text& operator=(const address_text& o) {
+    if (this != &o) assign(o.view());
+    return *this;
+  }
   /// Replaces the text.
   address_text& operator=(std::string_view s) {
     assign(s);
@@ -63,7 +69,7 @@ class address_text {
     len_ = s.size() < capacity ? s.size() : capacity;
     std::memcpy(buf_, s.data(), len_);
   }
-  char buf_[capacity] = {};
+  char buf_[capacity];  // the first len_ bytes are the text
   std::size_t len_ = 0;
 };
 

@@ -169,5 +169,26 @@ TEST(BodyPolicy, FormPostsAreNotCaptured) {
   EXPECT_EQ(h.last(1).at(0).json->text().find("hunter2"), std::string::npos);
 }
 
+TEST(BodyPolicy, TheContentTypeNameIsMatchedInAnyCaseAndOnlyIt) {
+  const trace::hub_options o;
+  for (const char* name : {"CONTENT-TYPE", "cOnTeNt-TyPe", "Content-Type"}) {
+    auto r = walkthrough_outbound();
+    r.request.headers.emplace_back(name, "application/x-www-form-urlencoded");
+    set_body(r.request.body, "password=hunter2");
+    trace::apply_body_policy(r, o.omit_body_types);
+    EXPECT_TRUE(r.request.body.omitted) << name;
+  }
+  // Names that differ only in a byte whose case bit is the difference from '-' or a letter.
+  for (const char* name : {"content\rtype", "content type", "content-typ\x05", "content_type",
+                           "content-types", "xcontent-type"}) {
+    auto r = walkthrough_outbound();
+    r.request.headers.emplace_back(name, "application/x-www-form-urlencoded");
+    set_body(r.request.body, "password=hunter2");
+    trace::apply_body_policy(r, o.omit_body_types);
+    EXPECT_FALSE(r.request.body.omitted) << name;
+    EXPECT_EQ(r.request.body.prefix, "password=hunter2") << name;
+  }
+}
+
 }  // namespace
 }  // namespace devspaces::test
