@@ -63,13 +63,15 @@ struct readiness_test : ::testing::Test {
   pending_read read_now(std::size_t size = 64) {
     pending_read r;
     start_read(r, size);
-    EXPECT_TRUE(run_until(io, [&] { return r.done.has_value(); }, 3s));
+    EXPECT_TRUE(run_until(
+        io, [&] { return r.done.has_value(); }, 3s));
     return r;
   }
   // Runs the io_context for a while, so that readiness events are taken in.
   void settle(std::chrono::milliseconds d = 30ms) {
     const auto end = std::chrono::steady_clock::now() + d;
-    run_until(io, [&] { return std::chrono::steady_clock::now() >= end; }, d + 1s);
+    run_until(
+        io, [&] { return std::chrono::steady_clock::now() >= end; }, d + 1s);
   }
 };
 
@@ -87,7 +89,8 @@ TEST_F(readiness_test, short_read_on_a_watched_socket_leaves_it_quiet_until_byte
   settle(80ms);
   EXPECT_FALSE(second.done.has_value()) << "a read completed with no bytes sent";
   peer_send("de");
-  ASSERT_TRUE(run_until(io, [&] { return second.done.has_value(); }, 3s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return second.done.has_value(); }, 3s));
   EXPECT_FALSE(std::get<0>(*second.done));
   EXPECT_EQ(second.text(), "de");
 }
@@ -115,7 +118,8 @@ TEST_F(readiness_test, a_close_after_a_drained_read_ends_the_next_read) {
   start_read(second);
   settle();
   peer.shutdown(tcp::socket::shutdown_send);
-  ASSERT_TRUE(run_until(io, [&] { return second.done.has_value(); }, 3s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return second.done.has_value(); }, 3s));
   EXPECT_EQ(std::get<0>(*second.done), asio::error::eof);
 }
 
@@ -159,7 +163,8 @@ TEST_F(readiness_test, an_unwatched_socket_is_never_taken_for_quiet) {
   start_read(second);
   settle();
   peer_send("d");
-  ASSERT_TRUE(run_until(io, [&] { return second.done.has_value(); }, 3s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return second.done.has_value(); }, 3s));
   EXPECT_EQ(second.text(), "d");
 }
 
@@ -171,7 +176,8 @@ TEST_F(readiness_test, cancel_ends_a_waiting_read_and_the_socket_reads_on_afterw
   start_read(waiting);
   settle();
   ours.cancel();
-  ASSERT_TRUE(run_until(io, [&] { return waiting.done.has_value(); }, 3s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return waiting.done.has_value(); }, 3s));
   EXPECT_EQ(std::get<0>(*waiting.done), asio::error::operation_aborted);
   peer_send("b");
   EXPECT_EQ(read_now().text(), "b");
@@ -195,7 +201,8 @@ TEST_F(readiness_test, a_cancelled_coroutine_removes_its_wait) {
         finished = true;
       },
       asio::detached);
-  ASSERT_TRUE(run_until(io, [&] { return finished; }, 3s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return finished; }, 3s));
   EXPECT_TRUE(timer_won);
   peer_send("b");
   EXPECT_EQ(read_now().text(), "b");
@@ -211,7 +218,8 @@ TEST_F(readiness_test, wait_readable_consumes_nothing_and_waits_for_bytes) {
   settle(80ms);
   EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
   peer_send("rs");
-  ASSERT_TRUE(run_until(io, [&] { return woke.has_value(); }, 3s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return woke.has_value(); }, 3s));
   EXPECT_FALSE(*woke);
   EXPECT_EQ(read_now().text(), "rs");
 }
@@ -224,7 +232,8 @@ TEST_F(readiness_test, wait_readable_on_an_untrusted_socket_does_not_wake_for_no
   settle(80ms);
   EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
   peer.shutdown(tcp::socket::shutdown_send);
-  ASSERT_TRUE(run_until(io, [&] { return woke.has_value(); }, 3s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return woke.has_value(); }, 3s));
   EXPECT_FALSE(*woke);
   auto r = read_now();
   EXPECT_EQ(std::get<0>(*r.done), asio::error::eof);
