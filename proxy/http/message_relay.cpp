@@ -127,7 +127,7 @@ asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_rela
 
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::wait_then_read(
     tcp::socket& from, std::size_t max) {
-  auto ec = co_await io::wait_readable(from);
+  auto [ec] = co_await io::wait_readable(from);
   if (ec) co_return std::tuple{ec, std::size_t{0}};
   co_return co_await io::read_some(from, buf_.base() + buf_.end, max);
 }

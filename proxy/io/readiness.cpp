@@ -8,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/version.hpp>
 
@@ -159,27 +160,54 @@ class wait_cancellation {
 // may already be readable: the reactor's start_op with speculation allowed, which for a read
 // queue changes no epoll registration. The wait operation itself is Asio's (its perform step
 // does nothing, so a readiness event completes it).
+// With `peek_first`, a socket the reactor takes for readable (no read has drained it since the
+// last event) is asked once with a peek: bytes, EOF or an error complete the wait at once;
+// nothing queues it.
 struct start_edge_wait {
   template <typename Handler>
-  void operator()(Handler handler, tcp::socket* s) const {
+  void operator()(Handler handler, tcp::socket* s, bool peek_first) const {
     auto& impl = impl_of(*s);
     state* d = impl.reactor_data_;
+    if (d == nullptr) {
+      auto ex = asio::get_associated_executor(handler, s->get_executor());
+      asio::post(ex, [h = std::move(handler)]() mutable {
+        std::move(h)(error_code(asio::error::bad_descriptor));
+      });
+      return;
+    }
     reactor* r = d->*get(reactor_access::state_reactor_tag{});
     auto slot = asio::get_associated_cancellation_slot(handler);
     using op = detail::reactive_wait_op<Handler, asio::any_io_executor>;
     typename op::ptr p = {asio::detail::addressof(handler), op::ptr::allocate(handler), nullptr};
     p.p = new (p.v) op(error_code(), handler, s->get_executor());
+    if (peek_first && readable_now(d) && !peek_finds_nothing(*s, d)) {
+      r->post_immediate_completion(p.p, false);
+      p.v = p.p = nullptr;
+      return;
+    }
     if (slot.is_connected())
       p.p->cancellation_key_ =
           &slot.template emplace<wait_cancellation>(r, &impl.reactor_data_, impl.socket_);
     r->start_op(reactor::read_op, impl.socket_, impl.reactor_data_, p.p, false, true);
     p.v = p.p = nullptr;
   }
+
+  // One peek: true (and the socket marked drained) when it finds nothing to read.
+  static bool peek_finds_nothing(tcp::socket& s, state* d) {
+    for (;;) {
+      char c;
+      const ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
+      note_empty(d);
+      return true;
+    }
+  }
 };
 
 asio::awaitable<error_code> edge_wait(tcp::socket& s) {
   auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(start_edge_wait{},
-                                                                               token, &s);
+                                                                               token, &s, false);
   co_return ec;
 }
 
@@ -213,19 +241,9 @@ asio::awaitable<read_result> read_some(tcp::socket& socket, char* data, std::siz
   }
 }
 
-asio::awaitable<error_code> wait_readable(tcp::socket& socket) {
-  for (;;) {
-    state* d = state_of(socket);
-    if (d == nullptr) co_return asio::error::bad_descriptor;
-    if (!readable_now(d)) co_return co_await edge_wait(socket);
-    // Readable as far as the reactor knows (no read has drained the socket since the last
-    // event): a peek tells, once.
-    char c;
-    const ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-      co_return error_code();  // bytes, EOF or an error: the read that follows reports it
-    if (errno != EINTR) note_empty(d);
-  }
+asio::awaitable<std::tuple<error_code>> wait_readable(tcp::socket& socket) {
+  return asio::async_initiate<decltype(token), void(error_code)>(start_edge_wait{}, token, &socket,
+                                                                 true);
 }
 
 bool may_be_readable(tcp::socket& socket) {
@@ -276,9 +294,8 @@ asio::awaitable<read_result> read_some(tcp::socket& socket, char* data, std::siz
   co_return co_await socket.async_read_some(asio::buffer(data, size), token);
 }
 
-asio::awaitable<error_code> wait_readable(tcp::socket& socket) {
-  auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, token);
-  co_return ec;
+asio::awaitable<std::tuple<error_code>> wait_readable(tcp::socket& socket) {
+  return socket.async_wait(tcp::socket::wait_read, token);
 }
 
 bool may_be_readable(tcp::socket&) {

@@ -41,8 +41,9 @@ bool readiness_tracked();
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
     boost::asio::ip::tcp::socket& socket, char* data, std::size_t size);
 
-/// Waits until the socket is readable (bytes, EOF or an error), consuming nothing.
-boost::asio::awaitable<boost::system::error_code> wait_readable(
+/// Waits until the socket is readable (bytes, EOF or an error), consuming nothing: {error}.
+/// Adds no coroutine frame of its own (an idle connection waits here, so its memory counts).
+boost::asio::awaitable<std::tuple<boost::system::error_code>> wait_readable(
     boost::asio::ip::tcp::socket& socket);
 
 /// For code that makes its own receives (recv, splice) on a non-blocking socket: whether one may

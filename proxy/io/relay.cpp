@@ -190,7 +190,7 @@ asio::awaitable<bool> drain_pipe(relay_state& st, const one_way& w, splice_pipe&
 /// peer's close); false (after recording the error) when the wait failed or the relay stops.
 asio::awaitable<bool> wait_for_bytes(relay_state& st, const one_way& w) {
   watch_peer_close(w.from);  // once per socket: its short reads are then trusted
-  auto ec = co_await wait_readable(w.from);
+  auto [ec] = co_await wait_readable(w.from);
   if (st.stop) co_return false;
   if (ec) {
     st.abort(w.from_client ? relay_end::client_error : relay_end::upstream_error, false, false);

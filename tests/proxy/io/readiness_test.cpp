@@ -214,7 +214,8 @@ TEST_F(readiness_test, wait_readable_consumes_nothing_and_waits_for_bytes) {
   EXPECT_EQ(read_now().text(), "q");
   std::optional<error_code> woke;
   asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { woke = co_await wait_readable(ours); }, asio::detached);
+      io, [&]() -> asio::awaitable<void> { woke = std::get<0>(co_await wait_readable(ours)); },
+      asio::detached);
   settle(80ms);
   EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
   peer_send("rs");
@@ -228,7 +229,8 @@ TEST_F(readiness_test, wait_readable_on_an_untrusted_socket_does_not_wake_for_no
   // No read has drained it yet: the reactor's state says "may be readable".
   std::optional<error_code> woke;
   asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { woke = co_await wait_readable(ours); }, asio::detached);
+      io, [&]() -> asio::awaitable<void> { woke = std::get<0>(co_await wait_readable(ours)); },
+      asio::detached);
   settle(80ms);
   EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
   peer.shutdown(tcp::socket::shutdown_send);
