@@ -258,8 +258,9 @@ asio::awaitable<void> session::serve_requests() {
       // An idle keep-alive connection waits for its next request holding no buffer, no parser
       // state and no exchange frame. The deadline cancels this wait on header timeout or drain;
       // EOF shows up as readable.
+      rec_.idle();
       io::watch_peer_close(client_);  // once per connection: short reads are then trusted
-      auto ec = co_await io::wait_readable(client_);
+      auto [ec] = co_await io::wait_readable(client_);
       if (ec) {
         io::close_quietly(client_);
         co_return;

@@ -44,6 +44,10 @@ exchange_recorder::exchange_recorder(exchange_recorder&&) noexcept = default;
 exchange_recorder& exchange_recorder::operator=(exchange_recorder&&) noexcept = default;
 exchange_recorder::~exchange_recorder() = default;
 
+void exchange_recorder::idle() {
+  texts_.reset();
+}
+
 record& exchange_recorder::rec() {
   return entry_->fill();
 }

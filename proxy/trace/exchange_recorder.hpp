@@ -94,6 +94,9 @@ class exchange_recorder {
   void finish(std::chrono::microseconds duration, const char* error);
   /// Drops a record being built without publishing it.
   void discard() { entry_.reset(); }
+  /// The connection goes idle: gives back the endpoints' text (an idle keep-alive connection
+  /// holds as little as it can; the next exchange formats them again).
+  void idle();
 
  private:
   struct endpoint_texts;
@@ -103,7 +106,7 @@ class exchange_recorder {
   hub* sink_;
   std::size_t body_limit_;
   std::shared_ptr<lazy_json> entry_;       // only while an exchange is traced
-  std::unique_ptr<endpoint_texts> texts_;  // from the first traced exchange on
+  std::unique_ptr<endpoint_texts> texts_;  // while the connection is busy
 };
 
 }  // namespace devspaces::proxy::trace
