@@ -316,7 +316,8 @@ class runner {
   /// Streams bytes to (or from) the target for the configured duration.
   int run_bulk() {
     const bool send_side = o_.run_mode == mode::bulk_send;
-    std::vector<char> buf(256 * 1024, 'b');
+    // Zero bytes: no HTTP client would send them, so every proxy relays them raw.
+    std::vector<char> buf(256 * 1024, '\0');
     for (std::size_t i = 0; i < conns_.size(); ++i) {
       if (!open_blocking(conns_[i], i)) {
         std::fprintf(stderr, "loadgen: connect failed: %s\n", std::strerror(errno));
