@@ -243,7 +243,10 @@ class worker {
 
   server& owner_;
   unsigned index_;
-  asio::io_context io_{1};
+  // One thread runs this context and every socket on it is used only from that thread; other
+  // threads only post to it. So the reactor's per-socket locks are left out (the scheduler keeps
+  // its lock for those posts).
+  asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   std::optional<io::upstream_pool> pool_;
   std::unique_ptr<routing::router> router_;

@@ -199,9 +199,16 @@ asio::awaitable<exchange_outcome> exchange::route_step() {
   std::vector<field_view> fields;
   fields.reserve(request_.size());
   for (const auto& [n, v] : request_) fields.emplace_back(n, v);
-  // `host` and `fields` point into request_, which nothing changes while this waits.
-  auto rr = co_await http::route_request(router, ctx_.dir, header, host, fields, ctx_.original_dst);
-  if (!client_open()) co_return exchange_outcome::quiet(exchange_step::route, nullptr);
+  routing::router::outbound_pending pending;
+  auto now =
+      http::route_request_now(router, ctx_.dir, header, host, fields, ctx_.original_dst, pending);
+  http::route_step_result rr;
+  if (now) {
+    rr = std::move(*now);
+  } else {
+    rr = co_await http::finish_route(router, header, ctx_.original_dst, std::move(pending));
+    if (!client_open()) co_return exchange_outcome::quiet(exchange_step::route, nullptr);
+  }
   std::optional<field_view> added;
   if (rr.add_field) {
     request_.emplace_back(rr.add_field->first, rr.add_field->second);

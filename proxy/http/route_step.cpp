@@ -9,26 +9,46 @@
 
 namespace devspaces::proxy::http {
 
-boost::asio::awaitable<route_step_result> route_request(
-    routing::router* router, direction dir, std::string_view route_header,
-    std::string_view authority, std::span<const field_view> fields,
-    boost::asio::ip::tcp::endpoint original_dst) {
+namespace {
+
+route_step_result step_result(routing::route_result rr, std::string_view route_header,
+                              const boost::asio::ip::tcp::endpoint& original_dst) {
   route_step_result out;
   out.target = original_dst;
-  if (router == nullptr) co_return out;
-  routing::route_result rr;
-  if (dir == direction::inbound) {
-    rr = router->route_inbound(authority, fields);
-  } else {
-    rr = co_await router->route_outbound(authority, fields);
-  }
   if (rr.insert_header && rr.route_as) out.add_field.emplace(route_header, *rr.route_as);
   if (rr.target) out.target = boost::asio::ip::tcp::endpoint(*rr.target, original_dst.port());
   out.route_as = std::move(rr.route_as);
   out.source = rr.source;
   out.decision = std::move(rr.decision);
   if (rr.trace) out.trace_id = rr.trace->hex();
-  co_return out;
+  return out;
+}
+
+}  // namespace
+
+std::optional<route_step_result> route_request_now(
+    routing::router* router, direction dir, std::string_view route_header,
+    std::string_view authority, std::span<const field_view> fields,
+    const boost::asio::ip::tcp::endpoint& original_dst,
+    routing::router::outbound_pending& pending) {
+  if (router == nullptr) {
+    route_step_result out;
+    out.target = original_dst;
+    return out;
+  }
+  if (dir == direction::inbound)
+    return step_result(router->route_inbound(authority, fields), route_header, original_dst);
+  auto rr = router->route_outbound_now(authority, fields, pending);
+  if (!rr) return std::nullopt;
+  return step_result(std::move(*rr), route_header, original_dst);
+}
+
+boost::asio::awaitable<route_step_result> finish_route(routing::router* router,
+                                                       std::string_view route_header,
+                                                       boost::asio::ip::tcp::endpoint original_dst,
+                                                       routing::router::outbound_pending pending) {
+  auto rr = co_await router->finish_outbound(std::move(pending));
+  co_return step_result(std::move(rr), route_header, original_dst);
 }
 
 exchange_outcome upstream_connect_failed(connect_failure why) {

@@ -11,10 +11,7 @@
 #include "proxy/exchange.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/routing/decision.hpp"
-
-namespace devspaces::proxy::routing {
-class router;
-}
+#include "proxy/routing/router.hpp"
 
 namespace devspaces::proxy::http {
 
@@ -27,19 +24,29 @@ struct route_step_result {
   std::optional<std::pair<std::string, std::string>> add_field;
   std::optional<std::string> route_as;
   routing::route_source source = routing::route_source::none;
-  routing::route_decision decision;
+  std::shared_ptr<const routing::route_decision> decision = routing::no_decision();
   /// The trace id of the request's `traceparent` (32 hex digits), when it has a valid one.
   std::optional<std::string> trace_id;
 };
 
-/// The route step of an exchange (HTTP/1 request or HTTP/2 stream): hands the request's fields (the
-/// carriers: route header, `baggage`, `kubernetes-route-as`, `traceparent`) and asks the router
-/// with the request's authority and direction. The one place that calls the router, so the carriers
-/// it reads grow here. With no router the request goes to `original_dst`. Never throws.
-boost::asio::awaitable<route_step_result> route_request(
+/// The route step of an exchange (HTTP/1 request or HTTP/2 stream): hands the request's fields
+/// (the carriers: route header, `baggage`, `kubernetes-route-as`, `traceparent`) and asks the
+/// router with the request's authority and direction. The one place that calls the router, so
+/// the carriers it reads grow here. With no router the request goes to `original_dst`. Never
+/// throws.
+///
+/// The step returns at once when the router decides without a lookup (inbound; outbound with no
+/// carrier, a host that is not one of the chain's services, or a decision it remembers): no
+/// coroutine frame on the common path. Otherwise nullopt: `pending` then holds the request's
+/// carriers, and finish_route completes the step (call it exactly once).
+std::optional<route_step_result> route_request_now(
     routing::router* router, direction dir, std::string_view route_header,
     std::string_view authority, std::span<const field_view> fields,
-    boost::asio::ip::tcp::endpoint original_dst);
+    const boost::asio::ip::tcp::endpoint& original_dst, routing::router::outbound_pending& pending);
+boost::asio::awaitable<route_step_result> finish_route(routing::router* router,
+                                                       std::string_view route_header,
+                                                       boost::asio::ip::tcp::endpoint original_dst,
+                                                       routing::router::outbound_pending pending);
 
 /// The outcome of a failed upstream step (no connection to the routed upstream), whatever the
 /// protocol: 504 for a connect timeout, else 502 with the reason, and the error code.

@@ -178,7 +178,13 @@ class session {
   // ---- the exchange steps
   asio::awaitable<exchange_outcome> exchange();
   exchange_outcome request_head_failure(relay_status st) const;
-  asio::awaitable<tcp::endpoint> route(head_edit& edit, std::string_view authority);
+  /// The route step: true with `target` set when it decided at once; else the lookups are
+  /// left in `pending` for route_after_lookup.
+  bool route_now(head_edit& edit, std::string_view authority,
+                 routing::router::outbound_pending& pending, tcp::endpoint& target);
+  asio::awaitable<tcp::endpoint> route_after_lookup(head_edit& edit,
+                                                    routing::router::outbound_pending pending);
+  tcp::endpoint apply_route(head_edit& edit, route_step_result& rr);
   asio::awaitable<exchange_outcome> forward(const tcp::endpoint& target, const head_edit& edit);
   asio::awaitable<exchange_outcome> open_upstream(const tcp::endpoint& target, int attempt);
   asio::awaitable<void> forward_request_body();
@@ -317,7 +323,10 @@ asio::awaitable<exchange_outcome> session::exchange() {
   head_edit edit;
   const std::string_view keep_fields[] = {cfg_.route_header};
   normalize_request(edit, req, keep_fields);
-  const auto target = co_await route(edit, authority);
+  routing::router::outbound_pending pending;
+  tcp::endpoint target;
+  if (!route_now(edit, authority, pending, target))
+    target = co_await route_after_lookup(edit, std::move(pending));
   co_return co_await forward(target, edit);
 }
 
@@ -342,22 +351,38 @@ exchange_outcome session::request_head_failure(relay_status st) const {
   }
 }
 
-asio::awaitable<tcp::endpoint> session::route(head_edit& edit, std::string_view authority) {
-  tcp::endpoint target = ctx_.original_dst;
-  if (ctx_.services->router != nullptr) {
-    deadline_.disarm();
-    auto rr = co_await route_request(ctx_.services->router, ctx_.dir, cfg_.route_header, authority,
-                                     fields_, ctx_.original_dst);
-    std::optional<field_view> added;
-    if (rr.add_field) {
-      add_header(edit, request_.message(), rr.add_field->first, rr.add_field->second);
-      added.emplace(rr.add_field->first, rr.add_field->second);
-    }
-    target = rr.target;
-    rec_.on_route(rr.route_as, rr.source, std::move(rr.decision), added, std::move(rr.trace_id));
+bool session::route_now(head_edit& edit, std::string_view authority,
+                        routing::router::outbound_pending& pending, tcp::endpoint& target) {
+  auto* router = ctx_.services->router;
+  if (router == nullptr) {
+    target = ctx_.original_dst;
+    rec_.on_upstream(target);
+    return true;
   }
-  rec_.on_upstream(target);
-  co_return target;
+  auto rr = route_request_now(router, ctx_.dir, cfg_.route_header, authority, fields_,
+                              ctx_.original_dst, pending);
+  if (!rr) return false;
+  target = apply_route(edit, *rr);
+  return true;
+}
+
+asio::awaitable<tcp::endpoint> session::route_after_lookup(
+    head_edit& edit, routing::router::outbound_pending pending) {
+  deadline_.disarm();  // lookups have their own timeout
+  auto rr = co_await finish_route(ctx_.services->router, cfg_.route_header, ctx_.original_dst,
+                                  std::move(pending));
+  co_return apply_route(edit, rr);
+}
+
+tcp::endpoint session::apply_route(head_edit& edit, route_step_result& rr) {
+  std::optional<field_view> added;
+  if (rr.add_field) {
+    add_header(edit, request_.message(), rr.add_field->first, rr.add_field->second);
+    added.emplace(rr.add_field->first, rr.add_field->second);
+  }
+  rec_.on_route(rr.route_as, rr.source, std::move(rr.decision), added, std::move(rr.trace_id));
+  rec_.on_upstream(rr.target);
+  return rr.target;
 }
 
 asio::awaitable<exchange_outcome> session::forward(const tcp::endpoint& target,

@@ -2,6 +2,11 @@
 
 namespace devspaces::proxy::routing {
 
+const std::shared_ptr<const route_decision>& no_decision() {
+  static const auto none = std::make_shared<const route_decision>();
+  return none;
+}
+
 const char* to_string(decision_kind d) {
   switch (d) {
     case decision_kind::own:

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,11 @@ struct route_decision {
   std::optional<int> level;  ///< 0, 1, 2; null for original
   std::vector<tried_name> tried;
 };
+
+/// The explanation of a request that was not routed by a space (decision "original", nothing
+/// looked up). Decisions are shared, not copied: a remembered one goes to every record it
+/// explains.
+const std::shared_ptr<const route_decision>& no_decision();
 
 /// "own", "parent", "grandparent", "original".
 const char* to_string(decision_kind d);

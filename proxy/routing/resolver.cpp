@@ -79,7 +79,7 @@ void resolver::store(const std::string& name, const backend_answer& answer, bool
   auto t = now();
   if (cache_.size() >= options_.max_entries) {
     std::erase_if(cache_, [t](const auto& kv) { return kv.second.expires <= t; });
-    if (cache_.size() >= options_.max_entries) cache_.clear();
+    if (cache_.size() >= options_.max_entries) clear_cache();
   }
   cache_[name] =
       cache_entry{answer.status, answer.address,
@@ -120,14 +120,18 @@ std::shared_ptr<resolver::pending> resolver::start_query(const std::string& name
   return p;
 }
 
+void resolver::refresh() {
+  if (backend_->refresh()) clear_cache();
+}
+
 void resolver::prefetch(const std::string& name) {
-  if (backend_->refresh()) cache_.clear();
+  refresh();
   if (auto it = cache_.find(name); it != cache_.end() && it->second.expires > now()) return;
   start_query(name, false);
 }
 
 asio::awaitable<lookup_result> resolver::lookup(std::string name) {
-  if (backend_->refresh()) cache_.clear();
+  refresh();
   lookup_result r;
   if (auto it = cache_.find(name); it != cache_.end()) {
     if (it->second.expires > now()) {
@@ -135,6 +139,7 @@ asio::awaitable<lookup_result> resolver::lookup(std::string name) {
       r.address = it->second.address;
       r.address_text = it->second.address_text;
       r.cached = !it->second.unclaimed;
+      r.expires = it->second.expires;
       it->second.unclaimed = false;
       count(r);
       co_return r;
@@ -154,6 +159,7 @@ asio::awaitable<lookup_result> resolver::lookup(std::string name) {
   if (p->answer) {
     r.status = p->answer->status;
     r.address = p->answer->address;
+    if (auto it = cache_.find(name); it != cache_.end()) r.expires = it->second.expires;
   } else {
     r.status = lookup_status::timeout;
   }

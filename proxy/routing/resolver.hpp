@@ -29,6 +29,9 @@ struct lookup_result {
   std::optional<boost::asio::ip::address> address;  ///< set when found
   bool cached = false;       ///< answered from the cache (a prefetched answer's first read is not)
   std::string address_text;  ///< the address as text when the cache had it (saves inet_ntop)
+  /// Until when the cache keeps this answer; time_point{} when it is not cached (errors,
+  /// timeouts, TTL 0).
+  std::chrono::steady_clock::time_point expires{};
 
   /// The trace "tried" result: the address, "nxdomain", "error" or "timeout".
   std::string describe() const;
@@ -85,10 +88,21 @@ class resolver {
   /// candidate of a chain so that a fallback costs one round trip, not one per level.
   void prefetch(const std::string& name);
 
+  /// Lets the backend check its data (the hosts file) as a lookup would; drops the cache when
+  /// it changed. For callers that keep decisions made from this resolver's answers.
+  void refresh();
+  /// Changes whenever the cache is dropped: an answer read before a change is stale after it.
+  std::uint64_t epoch() const { return epoch_; }
+  /// The resolver's clock.
+  std::chrono::steady_clock::time_point now() const;
+
   /// Number of cached entries (tests).
   std::size_t cache_size() const { return cache_.size(); }
   /// Drops every cached entry.
-  void clear_cache() { cache_.clear(); }
+  void clear_cache() {
+    cache_.clear();
+    ++epoch_;
+  }
 
  private:
   struct cache_entry {
@@ -99,7 +113,6 @@ class resolver {
     bool unclaimed = false;  ///< prefetched, not yet read by any lookup
   };
   struct pending;
-  std::chrono::steady_clock::time_point now() const;
   std::shared_ptr<pending> start_query(const std::string& name, bool claim);
   void store(const std::string& name, const backend_answer& answer, bool unclaimed);
   void count(const lookup_result& r);
@@ -111,6 +124,7 @@ class resolver {
   std::unordered_map<std::string, cache_entry> cache_;
   std::unordered_map<std::string, std::shared_ptr<pending>> pending_;
   std::shared_ptr<bool> alive_;
+  std::uint64_t epoch_ = 0;
 };
 
 /// Hosts-file backend (`--resolver hosts:<path>`): "<address> <name> [names...]" lines, '#'

@@ -1,10 +1,13 @@
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -31,8 +34,9 @@ struct route_result {
   /// router; nullopt when the request was not counted: inbound requests without an invalid
   /// header).
   std::optional<route_outcome> metric;
-  /// The explanation for the trace record (service, decision, level, tried names).
-  route_decision decision;
+  /// The explanation for the trace record (service, decision, level, tried names); never null.
+  /// Shared: a remembered decision is handed out again without copying it.
+  std::shared_ptr<const route_decision> decision = no_decision();
   /// Outbound: the chosen upstream address; connect to it on the original destination's port.
   /// nullopt: connect to the original destination.
   std::optional<boost::asio::ip::address> target;
@@ -71,6 +75,26 @@ class router {
   boost::asio::awaitable<route_result> route_outbound(std::string_view host,
                                                       std::span<const header_ref> headers);
 
+  /// What route_outbound_now leaves to finish_outbound: the request's carriers, read once.
+  struct outbound_pending {
+    route_result result;
+    std::string space;
+    std::string host;
+    bool route_header_present = false;
+  };
+  /// route_outbound without waiting, when nothing needs to be looked up: no valid carrier, a
+  /// host that is not a service of the space's chain, or a decision remembered for this space
+  /// and host. Otherwise nullopt, and `pending` holds what finish_outbound needs (the carriers
+  /// were read and counted once: call finish_outbound exactly once then).
+  std::optional<route_result> route_outbound_now(std::string_view host,
+                                                 std::span<const header_ref> headers,
+                                                 outbound_pending& pending);
+  /// Looks up the candidates of a pending request and decides.
+  boost::asio::awaitable<route_result> finish_outbound(outbound_pending pending);
+
+  /// Remembered decisions (tests).
+  std::size_t remembered() const { return memo_.size(); }
+
   /// The worker's resolver (for tests and /config).
   resolver& dns() { return *resolver_; }
 
@@ -80,8 +104,28 @@ class router {
   proxy_metrics& metrics_;
   std::shared_ptr<const space_tree_holder> tree_;
   std::shared_ptr<resolver> resolver_;
+  /// A decision made for one (space, host), kept while the space tree and every resolver
+  /// answer it used stay the same. Each hit counts the same metrics as the lookups it saves.
+  struct remembered_route {
+    std::shared_ptr<const space_tree> tree;
+    std::uint64_t resolver_epoch = 0;
+    std::chrono::steady_clock::time_point until;
+    std::shared_ptr<const route_decision> decision;
+    std::optional<boost::asio::ip::address> target;
+    route_outcome metric = route_outcome::original;
+  };
+  static constexpr std::size_t max_remembered = 4096;
+  /// The memo's key for (space, host) in key_ (no allocation once it has grown).
+  const std::string& memo_key(std::string_view space, std::string_view host);
+  bool recall(route_result& r, std::string_view space, std::string_view host);
+  void remember(std::string_view space, std::string_view host, const route_result& r,
+                std::shared_ptr<const space_tree> tree, std::uint64_t epoch,
+                std::chrono::steady_clock::time_point until);
+
   std::shared_ptr<route_memory> memory_;
   std::string cluster_domain_;  ///< lowercase, no trailing dot
+  std::unordered_map<std::string, remembered_route> memo_;
+  std::string key_;
 };
 
 }  // namespace devspaces::proxy::routing

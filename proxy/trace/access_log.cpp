@@ -159,7 +159,7 @@ std::string access_log_line(const record& r, bool json) {
   b.str("upstream", r.upstream.view());
   b.opt("route_as", r.route_as);
   b.str("route_as_source", routing::to_string(r.route_as_source));
-  b.str("decision", routing::to_string(r.route.decision));
+  b.str("decision", routing::to_string(r.route->decision));
   b.opt("error", r.error);
   b.str("id", r.id);
   b.opt("trace_id", r.trace_id);

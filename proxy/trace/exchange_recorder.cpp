@@ -106,7 +106,8 @@ void exchange_recorder::on_request_head(const request_view& head) {
 }
 
 void exchange_recorder::on_route(const std::optional<std::string>& route_as,
-                                 routing::route_source source, routing::route_decision decision,
+                                 routing::route_source source,
+                                 std::shared_ptr<const routing::route_decision> decision,
                                  std::optional<field_view> added,
                                  std::optional<std::string> trace_id) {
   if (!entry_) return;

@@ -72,7 +72,8 @@ class exchange_recorder {
   /// The route step's answer; `added` is a field the proxy inserted into the request;
   /// `trace_id` the request's `traceparent` trace id.
   void on_route(const std::optional<std::string>& route_as, routing::route_source source,
-                routing::route_decision decision, std::optional<field_view> added,
+                std::shared_ptr<const routing::route_decision> decision,
+                std::optional<field_view> added,
                 std::optional<std::string> trace_id = std::nullopt);
   /// The upstream actually used ("ip:port").
   void on_upstream(std::string_view endpoint);

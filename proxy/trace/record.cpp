@@ -357,22 +357,22 @@ void append_json(std::string& out, const record& r, const json_options& opts) {
   out.append(routing::to_string(r.route_as_source));
 
   out.append("\",\"route\":{\"service\":");
-  append_optional(out, r.route.service);
+  append_optional(out, r.route->service);
   out.append(",\"decision\":\"");
-  out.append(routing::to_string(r.route.decision));
+  out.append(routing::to_string(r.route->decision));
   out.append("\",\"level\":");
-  if (r.route.level && r.route.decision != routing::decision_kind::original) {
-    append_int(out, *r.route.level);
+  if (r.route->level && r.route->decision != routing::decision_kind::original) {
+    append_int(out, *r.route->level);
   } else {
     out.append("null");
   }
   out.append(",\"tried\":[");
-  for (std::size_t i = 0; i < r.route.tried.size(); ++i) {
+  for (std::size_t i = 0; i < r.route->tried.size(); ++i) {
     if (i != 0) out.push_back(',');
     out.append("{\"name\":");
-    append_string(out, r.route.tried[i].name);
+    append_string(out, r.route->tried[i].name);
     out.append(",\"result\":");
-    append_string(out, r.route.tried[i].result);
+    append_string(out, r.route->tried[i].result);
     out.push_back('}');
   }
   out.append("]}");

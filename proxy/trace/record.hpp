@@ -107,7 +107,7 @@ struct record {
   address_text upstream;      ///< "ip:port" actually used; empty when none
   std::optional<std::string> route_as;
   routing::route_source route_as_source = routing::route_source::none;
-  routing::route_decision route;
+  std::shared_ptr<const routing::route_decision> route = routing::no_decision();  ///< never null
   request_info request;
   std::optional<response_info> response;
   std::optional<std::string> error;  ///< short code, e.g. "upstream_connect_refused"

@@ -229,10 +229,10 @@ TEST_F(dns_fixture, RouterWalkThroughOverDns) {
                    out = std::move(rr);
                  });
   ASSERT_TRUE(run_until([&] { return out.has_value(); }));
-  EXPECT_EQ(out->decision.decision, decision_kind::parent);
-  ASSERT_EQ(out->decision.tried.size(), 2u);
-  EXPECT_EQ(out->decision.tried[0].result, "nxdomain");
-  EXPECT_EQ(out->decision.tried[1].result, "10.0.0.7");
+  EXPECT_EQ(out->decision->decision, decision_kind::parent);
+  ASSERT_EQ(out->decision->tried.size(), 2u);
+  EXPECT_EQ(out->decision->tried[0].result, "nxdomain");
+  EXPECT_EQ(out->decision->tried[1].result, "10.0.0.7");
   EXPECT_EQ(out->target->to_string(), "10.0.0.7");
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <map>
 
@@ -87,14 +88,14 @@ TEST_F(router_fixture, WalkThroughParentFallback) {
   EXPECT_EQ(res.route_as, "azureuser");
   EXPECT_EQ(res.source, route_source::header);
   EXPECT_EQ(res.metric, route_outcome::parent);
-  EXPECT_EQ(res.decision.service, "serviceb");
-  EXPECT_EQ(res.decision.decision, decision_kind::parent);
-  EXPECT_EQ(res.decision.level, 1);
-  ASSERT_EQ(res.decision.tried.size(), 2u);
-  EXPECT_EQ(res.decision.tried[0].name, "serviceb.azureuser.svc.cluster.local");
-  EXPECT_EQ(res.decision.tried[0].result, "nxdomain");
-  EXPECT_EQ(res.decision.tried[1].name, "serviceb.default.svc.cluster.local");
-  EXPECT_EQ(res.decision.tried[1].result, "10.0.0.7");
+  EXPECT_EQ(res.decision->service, "serviceb");
+  EXPECT_EQ(res.decision->decision, decision_kind::parent);
+  EXPECT_EQ(res.decision->level, 1);
+  ASSERT_EQ(res.decision->tried.size(), 2u);
+  EXPECT_EQ(res.decision->tried[0].name, "serviceb.azureuser.svc.cluster.local");
+  EXPECT_EQ(res.decision->tried[0].result, "nxdomain");
+  EXPECT_EQ(res.decision->tried[1].name, "serviceb.default.svc.cluster.local");
+  EXPECT_EQ(res.decision->tried[1].result, "10.0.0.7");
   ASSERT_TRUE(res.target);
   EXPECT_EQ(res.target->to_string(), "10.0.0.7");
   EXPECT_FALSE(res.insert_header);
@@ -103,32 +104,32 @@ TEST_F(router_fixture, WalkThroughParentFallback) {
 
 TEST_F(router_fixture, OwnSpaceHit) {
   auto res = outbound("servicea:80", {"azureuser"});
-  EXPECT_EQ(res.decision.decision, decision_kind::own);
-  EXPECT_EQ(res.decision.level, 0);
+  EXPECT_EQ(res.decision->decision, decision_kind::own);
+  EXPECT_EQ(res.decision->level, 0);
   EXPECT_EQ(res.target->to_string(), "10.0.1.5");
-  EXPECT_EQ(res.decision.tried.size(), 1u);
+  EXPECT_EQ(res.decision->tried.size(), 1u);
   EXPECT_EQ(decisions(route_outcome::own), 1);
 }
 
 TEST_F(router_fixture, GrandparentFallbackAndIpv6) {
   auto res = outbound("serviceb", {"dev"});
-  EXPECT_EQ(res.decision.decision, decision_kind::grandparent);
-  EXPECT_EQ(res.decision.level, 2);
+  EXPECT_EQ(res.decision->decision, decision_kind::grandparent);
+  EXPECT_EQ(res.decision->level, 2);
   EXPECT_EQ(res.target->to_string(), "10.0.0.7");
-  EXPECT_EQ(res.decision.tried.size(), 3u);
+  EXPECT_EQ(res.decision->tried.size(), 3u);
   EXPECT_EQ(decisions(route_outcome::grandparent), 1);
 
   auto v6 = outbound("servicec", {"dev"});
-  EXPECT_EQ(v6.decision.decision, decision_kind::own);
+  EXPECT_EQ(v6.decision->decision, decision_kind::own);
   EXPECT_EQ(v6.target->to_string(), "fd00::c");
 }
 
 TEST_F(router_fixture, NothingResolvesGoesToOriginal) {
   auto res = outbound("nosuch", {"azureuser"});
-  EXPECT_EQ(res.decision.decision, decision_kind::original);
-  EXPECT_FALSE(res.decision.level);
-  EXPECT_EQ(res.decision.service, "nosuch");
-  EXPECT_EQ(res.decision.tried.size(), 2u);
+  EXPECT_EQ(res.decision->decision, decision_kind::original);
+  EXPECT_FALSE(res.decision->level);
+  EXPECT_EQ(res.decision->service, "nosuch");
+  EXPECT_EQ(res.decision->tried.size(), 2u);
   EXPECT_FALSE(res.target);
   EXPECT_EQ(res.metric, route_outcome::original);
   EXPECT_EQ(decisions(route_outcome::original), 1);
@@ -137,22 +138,22 @@ TEST_F(router_fixture, NothingResolvesGoesToOriginal) {
 TEST_F(router_fixture, ResolverErrorsFallThrough) {
   auto res = outbound("error", {"azureuser"});
   EXPECT_FALSE(res.target);
-  ASSERT_EQ(res.decision.tried.size(), 2u);
-  EXPECT_EQ(res.decision.tried[0].result, "error");
+  ASSERT_EQ(res.decision->tried.size(), 2u);
+  EXPECT_EQ(res.decision->tried[0].result, "error");
 }
 
 TEST_F(router_fixture, ExplicitNamespaceMustBeInChain) {
   // Ancestor named explicitly: still starts at S.
   auto res = outbound("servicea.default.svc.cluster.local", {"azureuser"});
-  EXPECT_EQ(res.decision.decision, decision_kind::own);
+  EXPECT_EQ(res.decision->decision, decision_kind::own);
   EXPECT_EQ(res.target->to_string(), "10.0.1.5");
   auto ns = outbound("serviceb.default", {"azureuser"});
-  EXPECT_EQ(ns.decision.decision, decision_kind::parent);
+  EXPECT_EQ(ns.decision->decision, decision_kind::parent);
   // Not in the chain of S: not routed.
   auto other = outbound("serviceb.kube-system.svc", {"azureuser"});
   EXPECT_FALSE(other.target);
-  EXPECT_FALSE(other.decision.service);
-  EXPECT_TRUE(other.decision.tried.empty());
+  EXPECT_FALSE(other.decision->service);
+  EXPECT_TRUE(other.decision->tried.empty());
   EXPECT_EQ(other.route_as, "azureuser");
   auto child_ns = outbound("servicec.dev", {"azureuser"});
   EXPECT_FALSE(child_ns.target);
@@ -163,9 +164,9 @@ TEST_F(router_fixture, ExternalAndIpHostsGoToOriginal) {
                     "serviceb.default.svc.other.domain"}) {
     auto res = outbound(host, {"azureuser"});
     EXPECT_FALSE(res.target) << host;
-    EXPECT_FALSE(res.decision.service) << host;
-    EXPECT_TRUE(res.decision.tried.empty()) << host;
-    EXPECT_EQ(res.decision.decision, decision_kind::original) << host;
+    EXPECT_FALSE(res.decision->service) << host;
+    EXPECT_TRUE(res.decision->tried.empty()) << host;
+    EXPECT_EQ(res.decision->decision, decision_kind::original) << host;
   }
   EXPECT_EQ(decisions(route_outcome::original), 6);
 }
@@ -175,7 +176,7 @@ TEST_F(router_fixture, NoHeaderAndInvalidHeader) {
   EXPECT_FALSE(none.route_as);
   EXPECT_EQ(none.source, route_source::none);
   EXPECT_FALSE(none.target);
-  EXPECT_FALSE(none.decision.service);
+  EXPECT_FALSE(none.decision->service);
   EXPECT_EQ(none.metric, route_outcome::no_header);
   auto bad = outbound("serviceb", {"Not_A_Label"});
   EXPECT_FALSE(bad.route_as);
@@ -190,16 +191,16 @@ TEST_F(router_fixture, NoHeaderAndInvalidHeader) {
 TEST_F(router_fixture, HeaderSpaceLowercased) {
   auto res = outbound("ServiceB", {"AzureUser"});
   EXPECT_EQ(res.route_as, "azureuser");
-  EXPECT_EQ(res.decision.service, "serviceb");
+  EXPECT_EQ(res.decision->service, "serviceb");
   EXPECT_EQ(res.target->to_string(), "10.0.0.7");
 }
 
 TEST_F(router_fixture, TreeSwapSeenOnNextRequest) {
-  EXPECT_EQ(outbound("serviceb", {"newspace"}).decision.decision, decision_kind::original);
+  EXPECT_EQ(outbound("serviceb", {"newspace"}).decision->decision, decision_kind::original);
   tree->set(build_space_tree("azureuser", std::vector<std::string>{"default"},
                              R"({"spaces": {"newspace": {"parent": "default"}}})")
                 .tree);
-  EXPECT_EQ(outbound("serviceb", {"newspace"}).decision.decision, decision_kind::parent);
+  EXPECT_EQ(outbound("serviceb", {"newspace"}).decision->decision, decision_kind::parent);
 }
 
 TEST_F(router_fixture, InboundHostPatternAddsHeader) {
@@ -209,8 +210,8 @@ TEST_F(router_fixture, InboundHostPatternAddsHeader) {
   EXPECT_TRUE(res.insert_header);
   EXPECT_FALSE(res.target);
   EXPECT_FALSE(res.metric);
-  EXPECT_EQ(res.decision.decision, decision_kind::original);
-  EXPECT_FALSE(res.decision.service);
+  EXPECT_EQ(res.decision->decision, decision_kind::original);
+  EXPECT_FALSE(res.decision->service);
 }
 
 TEST_F(router_fixture, InboundExistingHeaderKept) {
@@ -241,11 +242,11 @@ TEST_F(router_fixture, BaggageCarrierRoutesAndAddsRouteHeader) {
   auto res = outbound_with("serviceb", {{"baggage", "userId=alice, azds-route-as=azureuser"}});
   EXPECT_EQ(res.route_as, "azureuser");
   EXPECT_EQ(res.source, route_source::baggage);
-  EXPECT_EQ(res.decision.decision, decision_kind::parent);
+  EXPECT_EQ(res.decision->decision, decision_kind::parent);
   EXPECT_TRUE(res.insert_header);  // the next hop sees the route header
   auto kube = outbound_with("servicea", {{"kubernetes-route-as", "azureuser"}});
   EXPECT_EQ(kube.source, route_source::kubernetes_route_as);
-  EXPECT_EQ(kube.decision.decision, decision_kind::own);
+  EXPECT_EQ(kube.decision->decision, decision_kind::own);
   EXPECT_TRUE(kube.insert_header);
   // The route header itself: nothing to add.
   auto both = outbound_with(
@@ -313,7 +314,7 @@ TEST_F(memory_fixture, InboundSpaceRoutesOutboundCallOfTheSameTrace) {
       "serviceb", {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"}});
   EXPECT_EQ(out.route_as, "azureuser");
   EXPECT_EQ(out.source, route_source::memory);
-  EXPECT_EQ(out.decision.decision, decision_kind::parent);
+  EXPECT_EQ(out.decision->decision, decision_kind::parent);
   EXPECT_TRUE(out.insert_header);
   EXPECT_EQ(mem(memory_result::hit), 1);
   // Counted under the decision it led to.
@@ -355,7 +356,7 @@ asio::awaitable<void> bench_loop(router& r, std::string_view host, std::vector<h
                                  int n, int& done) {
   for (int i = 0; i < n; ++i) {
     auto res = co_await r.route_outbound(host, headers);
-    if (res.decision.tried.size() < 100) ++done;
+    if (res.decision->tried.size() < 100) ++done;
   }
 }
 
@@ -433,11 +434,145 @@ TEST(RouterPrefetch, AllLevelsAskedAtOnceAnsweredInOrder) {
   (*queued)[0].second({lookup_status::nxdomain, std::nullopt, 0s});
   drain();
   ASSERT_TRUE(out);
-  EXPECT_EQ(out->decision.decision, decision_kind::parent);
+  EXPECT_EQ(out->decision->decision, decision_kind::parent);
   EXPECT_EQ(out->target->to_string(), "10.0.0.2");
-  ASSERT_EQ(out->decision.tried.size(), 2u);
+  ASSERT_EQ(out->decision->tried.size(), 2u);
   EXPECT_EQ(metrics.dns_lookups(dns_result::found).Value(), 1);
   EXPECT_EQ(metrics.dns_lookups(dns_result::nxdomain).Value(), 1);
+}
+
+// --- remembered decisions ---------------------------------------------------------------------
+
+// A table backend that counts its queries and whose table tests edit.
+struct counting_backend : resolver_backend {
+  void async_lookup(const std::string& name, std::function<void(backend_answer)> done) override {
+    ++(*queries);
+    if (name.find("error") != std::string::npos) return done({lookup_status::error, {}, 0s});
+    auto it = table->find(name);
+    if (it == table->end()) return done({lookup_status::nxdomain, {}, 0s});
+    done({lookup_status::found, asio::ip::make_address(it->second), 30s});
+  }
+  std::shared_ptr<int> queries = std::make_shared<int>(0);
+  std::shared_ptr<std::map<std::string, std::string>> table =
+      std::make_shared<std::map<std::string, std::string>>();
+};
+
+struct remembered_fixture : router_fixture {
+  std::shared_ptr<int> queries;
+  std::shared_ptr<std::map<std::string, std::string>> table;
+  std::shared_ptr<resolver> res;
+  std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now();
+
+  void SetUp() override {
+    router_fixture::SetUp();
+    auto backend = std::make_unique<counting_backend>();
+    queries = backend->queries;
+    table = backend->table;
+    (*table)["serviceb.default.svc.cluster.local"] = "10.0.0.7";
+    resolver_options o;
+    o.clock = [this] { return now; };
+    res = std::make_shared<resolver>(io.get_executor(), std::move(backend), metrics, o);
+    r = std::make_unique<router>(io.get_executor(), cfg, metrics, tree, res);
+  }
+
+  // The decision when the router can give it without a lookup; nullopt when it cannot (the
+  // carriers it read are then finished here, so that every call counts once, as a request
+  // would).
+  std::optional<route_result> at_once(std::string_view host, std::string_view space) {
+    auto headers = with_route_header({space});
+    router::outbound_pending pending;
+    auto now_result = r->route_outbound_now(host, headers, pending);
+    if (!now_result) {
+      asio::co_spawn(io, r->finish_outbound(std::move(pending)), asio::detached);
+      io.restart();
+      io.run();
+    }
+    return now_result;
+  }
+
+  double hits() { return metrics.dns_lookups(dns_result::hit).Value(); }
+};
+
+TEST_F(remembered_fixture, ARepeatedRequestIsDecidedAtOnceWithTheSameDecisionAndCounts) {
+  auto first = outbound("serviceb", {"azureuser"});
+  EXPECT_EQ(first.decision->decision, decision_kind::parent);
+  EXPECT_EQ(*queries, 2);  // own level (nxdomain) and parent
+  EXPECT_EQ(r->remembered(), 1u);
+  const double hits_before = hits();
+
+  auto again = at_once("serviceb", "azureuser");
+  ASSERT_TRUE(again) << "a remembered decision needs no coroutine and no lookup";
+  EXPECT_EQ(again->decision, first.decision) << "shared, not copied";
+  EXPECT_EQ(again->target->to_string(), "10.0.0.7");
+  EXPECT_EQ(again->route_as, "azureuser");
+  EXPECT_FALSE(again->insert_header) << "the route header carried the space";
+  EXPECT_EQ(*queries, 2);
+  // Counted as the two cached lookups it stands for, and as one more parent decision.
+  EXPECT_EQ(hits() - hits_before, 2);
+  EXPECT_EQ(decisions(route_outcome::parent), 2);
+
+  // Another space, or another host, is a decision of its own.
+  EXPECT_FALSE(at_once("serviceb", "default"));
+  EXPECT_FALSE(at_once("servicex", "azureuser"));
+  EXPECT_EQ(r->remembered(), 3u);
+}
+
+TEST_F(remembered_fixture, ItEndsWhenAnAnswerItReadExpires) {
+  EXPECT_EQ(outbound("serviceb", {"azureuser"}).decision->decision, decision_kind::parent);
+  // The developer deploys serviceb in their own space; the nxdomain is cached for 5 s.
+  (*table)["serviceb.azureuser.svc.cluster.local"] = "10.0.1.7";
+  now += 4s;
+  auto still = at_once("serviceb", "azureuser");
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->decision->decision, decision_kind::parent);
+  now += 2s;
+  EXPECT_FALSE(at_once("serviceb", "azureuser")) << "the nxdomain it was made from expired";
+  auto own = at_once("serviceb", "azureuser");
+  ASSERT_TRUE(own) << "the new decision is remembered in turn";
+  EXPECT_EQ(own->decision->decision, decision_kind::own);
+  EXPECT_EQ(own->target->to_string(), "10.0.1.7");
+}
+
+TEST_F(remembered_fixture, ItEndsWhenTheResolverCacheIsDroppedOrTheTreeChanges) {
+  outbound("serviceb", {"azureuser"});
+  ASSERT_TRUE(at_once("serviceb", "azureuser"));
+  res->clear_cache();  // what an edited hosts file does
+  EXPECT_FALSE(at_once("serviceb", "azureuser"));
+  ASSERT_TRUE(at_once("serviceb", "azureuser"));
+
+  tree->set(build_space_tree("azureuser", std::vector<std::string>{"default"},
+                             R"({"spaces": {"dev": {"parent": "default"}}})")
+                .tree);
+  EXPECT_FALSE(at_once("serviceb", "azureuser"));
+}
+
+TEST_F(remembered_fixture, FailedLookupsAreNotRememberedAndHostsOutsideTheChainAre) {
+  // Errors are not cached by the resolver, so nothing is remembered from them.
+  EXPECT_FALSE(at_once("errorsvc", "azureuser"));
+  EXPECT_FALSE(at_once("errorsvc", "azureuser"));
+  const int asked = *queries;
+  EXPECT_FALSE(at_once("errorsvc", "azureuser"));
+  EXPECT_GT(*queries, asked);
+
+  // A host that is not a service name goes to its original destination, without lookups.
+  EXPECT_FALSE(at_once("example.com", "azureuser"));
+  auto external = at_once("example.com", "azureuser");
+  ASSERT_TRUE(external);
+  EXPECT_EQ(external->decision, no_decision());
+  EXPECT_FALSE(external->target);
+  EXPECT_FALSE(external->insert_header);
+  EXPECT_EQ(external->metric, route_outcome::original);
+}
+
+TEST_F(remembered_fixture, ABaggageCarrierStillGetsTheRouteHeaderAddedOnARememberedDecision) {
+  outbound("serviceb", {"azureuser"});
+  std::vector<header_ref> baggage{{"baggage", "azds-route-as=azureuser"}};
+  router::outbound_pending pending;
+  auto res2 = r->route_outbound_now("serviceb", baggage, pending);
+  ASSERT_TRUE(res2);
+  EXPECT_EQ(res2->source, route_source::baggage);
+  EXPECT_TRUE(res2->insert_header);
+  EXPECT_EQ(res2->decision->decision, decision_kind::parent);
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ TEST(RoutingService, RoutesWithHostsFileAndReloadsTree) {
     return out.value_or(route_result{});
   };
   auto first = route();
-  EXPECT_EQ(first.decision.decision, decision_kind::parent);
+  EXPECT_EQ(first.decision->decision, decision_kind::parent);
   EXPECT_EQ(first.target->to_string(), "10.0.0.7");
 
   dir.write("spaces.json", R"({"spaces": {"azureuser": {"parent": "team"}}})");
@@ -95,7 +95,7 @@ TEST(RoutingService, RoutesWithHostsFileAndReloadsTree) {
     return svc.tree()->chain("azureuser").back() == "team";
   }));
   auto second = route();
-  EXPECT_EQ(second.decision.decision, decision_kind::parent);
+  EXPECT_EQ(second.decision->decision, decision_kind::parent);
   EXPECT_EQ(second.target->to_string(), "10.0.0.9");
   EXPECT_EQ(metrics.config_reloads(true).Value(), 1);
 }

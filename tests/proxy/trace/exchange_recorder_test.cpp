@@ -116,7 +116,10 @@ void record_through_recorder(exchange_recorder& rec, const exchange_case& c) {
   } else {
     rec.on_request_line(c.method, c.target, c.version);
   }
-  if (c.routed) rec.on_route(c.route_as, c.source, c.decision, c.added, c.trace_id);
+  if (c.routed)
+    rec.on_route(c.route_as, c.source,
+                 std::make_shared<const proxy::routing::route_decision>(c.decision), c.added,
+                 c.trace_id);
   if (c.upstream) rec.on_upstream(*c.upstream);
   rec.on_body(message_side::request, std::span<const char>(c.request_body));
   if (!c.request_trailers.empty()) rec.on_trailers(message_side::request, c.request_trailers);
@@ -167,7 +170,7 @@ proxy::trace::record filled(const exchange_case& c, std::string id,
     if (c.added) r.request.headers.emplace_back(c.added->first, c.added->second);
     r.route_as = c.route_as;
     r.route_as_source = c.source;
-    r.route = c.decision;
+    r.route = std::make_shared<const proxy::routing::route_decision>(c.decision);
     r.trace_id = c.trace_id;
   }
   r.request.body.append(c.request_body, body_limit);

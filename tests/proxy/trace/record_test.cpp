@@ -89,7 +89,9 @@ TEST(RecordJson, RouteIsPresentWithNullsWhenNoRoutingWasAttempted) {
 
 TEST(RecordJson, LevelIsNullForOriginalEvenIfSet) {
   auto r = refused_outbound();
-  r.route.level = 0;
+  auto route = *r.route;
+  route.level = 0;
+  r.route = std::make_shared<const routing::route_decision>(std::move(route));
   const auto o = parse(trace::to_json(r, default_redaction));
   EXPECT_TRUE(o.at("route").as_object().at("level").is_null());
 }

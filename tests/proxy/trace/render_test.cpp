@@ -35,15 +35,19 @@ TEST(Render, OutboundShowsServiceAndServingSpace) {
 
 TEST(Render, OwnSpaceAndOriginalDestination) {
   auto own = walkthrough_outbound();
-  own.route.decision = routing::decision_kind::own;
-  own.route.level = 0;
-  own.route.tried = {{"serviceb.azureuser.svc.cluster.local", "10.0.0.9"}};
+  auto own_route = *own.route;
+  own_route.decision = routing::decision_kind::own;
+  own_route.level = 0;
+  own_route.tried = {{"serviceb.azureuser.svc.cluster.local", "10.0.0.9"}};
+  own.route = std::make_shared<const routing::route_decision>(std::move(own_route));
   EXPECT_EQ(render(own).substr(0, 43), "servicea-7d9f --pu5-> serviceb (azureuser):");
 
   auto original = walkthrough_outbound();
-  original.route.decision = routing::decision_kind::original;
-  original.route.level.reset();
-  original.route.tried = {{"serviceb.azureuser.svc.cluster.local", "nxdomain"}};
+  auto original_route = *original.route;
+  original_route.decision = routing::decision_kind::original;
+  original_route.level.reset();
+  original_route.tried = {{"serviceb.azureuser.svc.cluster.local", "nxdomain"}};
+  original.route = std::make_shared<const routing::route_decision>(std::move(original_route));
   EXPECT_EQ(render(original).substr(0, 32), "servicea-7d9f --pu5-> serviceb:\n");
 }
 

@@ -34,7 +34,7 @@ inline trace::record walkthrough_inbound() {
   r.upstream = "127.0.0.1:80";
   r.route_as = "azureuser";
   r.route_as_source = routing::route_source::host;
-  r.route.decision = routing::decision_kind::original;
+  r.route = routing::no_decision();  // not routed by a space
   r.request = {"GET",
                "/",
                "1.1",
@@ -68,11 +68,13 @@ inline trace::record walkthrough_outbound() {
   r.upstream = "10.0.0.7:80";
   r.route_as = "azureuser";
   r.route_as_source = routing::route_source::header;
-  r.route.service = "serviceb";
-  r.route.decision = routing::decision_kind::parent;
-  r.route.level = 1;
-  r.route.tried = {{"serviceb.azureuser.svc.cluster.local", "nxdomain"},
-                   {"serviceb.default.svc.cluster.local", "10.0.0.7"}};
+  routing::route_decision route;
+  route.service = "serviceb";
+  route.decision = routing::decision_kind::parent;
+  route.level = 1;
+  route.tried = {{"serviceb.azureuser.svc.cluster.local", "nxdomain"},
+                 {"serviceb.default.svc.cluster.local", "10.0.0.7"}};
+  r.route = std::make_shared<const routing::route_decision>(std::move(route));
   r.request = {
       "GET", "/api", "1.1", "serviceb", {{"host", "serviceb"}, {"azds-route-as", "azureuser"}}, {}};
   trace::response_info res;
@@ -106,7 +108,7 @@ inline trace::record refused_outbound() {
   r.client = "[fd00::5]:40000";
   r.original_dst = "[fd00::99]:8080";
   r.route_as_source = routing::route_source::none;
-  r.route.decision = routing::decision_kind::original;
+  r.route = routing::no_decision();  // not routed by a space
   r.request = {"POST",
                "/upload?x=1",
                "1.1",

@@ -60,7 +60,7 @@ struct inputs {
   tcp::endpoint upstream{boost::asio::ip::make_address("127.0.0.1"), 8080};
   std::string body = std::string(1024, 'x');
   std::optional<std::string> route_as{"azureuser"};
-  std::vector<routing::route_decision> decisions;
+  std::vector<std::shared_ptr<const routing::route_decision>> decisions;
   std::vector<std::optional<std::string>> trace_ids;
 };
 
@@ -73,7 +73,7 @@ inputs prepare(std::size_t n) {
     d.level = 1;
     d.tried = {{"serviceb.azureuser.svc.cluster.local", "nxdomain"},
                {"serviceb.default.svc.cluster.local", "10.244.1.7"}};
-    in.decisions.push_back(std::move(d));
+    in.decisions.push_back(std::make_shared<const routing::route_decision>(std::move(d)));
     in.trace_ids.emplace_back("0af7651916cd43dd8448eb211c80319c");
   }
   return in;
@@ -92,7 +92,7 @@ void one_exchange(trace::exchange_recorder& rec, inputs& in, std::size_t i) {
                                       in.original_dst});
   rec.on_request_line("GET", "/1k", "1.1");
   rec.on_request_head({"GET", "/1k", "1.1", "serviceb", request});
-  rec.on_route(in.route_as, routing::route_source::header, std::move(in.decisions[i]),
+  rec.on_route(in.route_as, routing::route_source::header, in.decisions[i],
                field_view{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
                std::move(in.trace_ids[i]));
   rec.on_upstream(in.upstream);
