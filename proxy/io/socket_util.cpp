@@ -9,35 +9,51 @@
 
 namespace devspaces::proxy::io {
 
+namespace {
+
+// Writes v (< 100000) in decimal at p; returns the end.
+char* put_decimal(char* p, unsigned v) {
+  char buf[5];
+  char* q = buf + sizeof buf;
+  do {
+    *--q = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  const auto n = static_cast<std::size_t>(buf + sizeof buf - q);
+  std::memcpy(p, q, n);
+  return p + n;
+}
+
+}  // namespace
+
 endpoint_chars format_endpoint(const boost::asio::ip::tcp::endpoint& ep) {
   endpoint_chars out;
+  const auto* sa = ep.data();
+  if (sa->sa_family == AF_INET) {
+    // "255.255.255.255:65535" is 21 characters: no bounds to check.
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    const auto* b = reinterpret_cast<const unsigned char*>(&in->sin_addr.s_addr);
+    char* p = out.data;
+    for (int i = 0; i < 4; ++i) {
+      if (i != 0) *p++ = '.';
+      p = put_decimal(p, b[i]);
+    }
+    *p++ = ':';
+    p = put_decimal(p, ntohs(in->sin_port));
+    out.size = static_cast<std::size_t>(p - out.data);
+    return out;
+  }
   std::size_t n = 0;
   auto put = [&out, &n](char c) {
     if (n < endpoint_chars::capacity) out.data[n++] = c;
   };
-  auto put_uint = [&put](unsigned v) {
-    char buf[8];
-    char* p = buf + sizeof buf;
-    do {
-      *--p = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    while (p != buf + sizeof buf) put(*p++);
-  };
-  const auto addr = ep.address();
-  if (addr.is_v4()) {
-    const auto b = addr.to_v4().to_bytes();
-    for (std::size_t i = 0; i < b.size(); ++i) {
-      if (i != 0) put('.');
-      put_uint(b[i]);
-    }
-  } else {
-    put('[');
-    for (char c : addr.to_string()) put(c);  // with a %scope when link-local
-    put(']');
-  }
+  put('[');
+  for (char c : ep.address().to_string()) put(c);  // with a %scope when link-local
+  put(']');
   put(':');
-  put_uint(ep.port());
+  char port[8];
+  const char* e = put_decimal(port, ep.port());
+  for (const char* c = port; c != e; ++c) put(*c);
   out.size = n;
   return out;
 }

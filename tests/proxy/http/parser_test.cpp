@@ -366,6 +366,40 @@ struct line_case {
 };
 
 // RFC 9112 §3 request-line and §3.2 Host rules.
+// The head scan skips ordinary bytes 16 at a time: a forbidden byte is found at every offset
+// of a long line, in both halves of a block and across block edges, and bytes 0x80-0xff (obs-text)
+// are not taken for control characters.
+TEST(parser, forbidden_bytes_are_found_at_every_offset_of_a_long_line) {
+  const std::string get = "GET / HTTP/1.1\r\nHost: a\r\n";
+  const std::pair<char, parse_error> bad[] = {{'\0', parse_error::nul_byte},
+                                              {'\x01', parse_error::invalid_header_char},
+                                              {'\x1f', parse_error::invalid_header_char},
+                                              {'\x7f', parse_error::invalid_header_char},
+                                              {'\n', parse_error::bare_lf},
+                                              {'\r', parse_error::bare_cr}};
+  for (std::size_t at = 0; at < 70; ++at) {
+    std::string value(70, 'v');
+    value[35] = static_cast<char>(0xe9);  // obs-text: allowed in a value
+    {
+      const auto o = req(get + "X-A: " + value + "\r\n\r\n");
+      ASSERT_EQ(o.error, parse_error::none) << at;
+      ASSERT_EQ(o.headers.back().second, value);
+    }
+    for (const auto& [byte, error] : bad) {
+      if (at == 35) continue;
+      std::string v = value;
+      v[at] = byte;
+      const auto o = req(get + "X-A: " + v + "\r\n\r\n");
+      EXPECT_EQ(o.error, error) << "byte " << int(byte) << " at " << at;
+      // Fed a byte at a time, the same answer.
+      EXPECT_EQ(req(get + "X-A: " + v + "\r\n\r\n", 1).error, error) << at;
+    }
+  }
+  // obs-fold is still seen right after a long line.
+  EXPECT_EQ(req(get + "X-A: " + std::string(40, 'v') + "\r\n\tmore\r\n\r\n").error,
+            parse_error::obs_fold);
+}
+
 TEST(parser, request_line_and_host_rules) {
   const std::vector<line_case> cases = {
       {"origin-form", "GET /a?b HTTP/1.1\r\nHost: svc:8080\r\n\r\n", parse_error::none, "svc:8080"},
