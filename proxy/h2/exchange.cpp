@@ -81,7 +81,10 @@ exchange::exchange(client_link& client, std::int32_t stream_id)
       ctx_(client.context()),
       id_(stream_id),
       rec_(ctx_.services ? ctx_.services->traces : nullptr,
-           ctx_.services ? ctx_.services->cfg->trace_body_bytes : 0) {}
+           ctx_.services ? ctx_.services->cfg->trace_body_bytes : 0) {
+  request_.reserve(12);
+  response_.reserve(8);
+}
 
 exchange::~exchange() = default;
 
@@ -231,14 +234,9 @@ asio::awaitable<exchange_outcome> exchange::upstream_step(const upstream_conn* a
 }
 
 exchange_outcome exchange::submit_upstream(const std::shared_ptr<upstream_conn>& up) {
-  field_list out;
-  out.reserve(request_.size());
-  for (const auto& [n, v] : request_) {
-    if (!connection_specific(n, v)) out.emplace_back(n, v);
-  }
   const bool with_body =
       st_.request != request_state::ended || !request_body_.empty() || !request_trailers_.empty();
-  const auto id = up->submit(shared_from_this(), out, with_body);
+  const auto id = up->submit(shared_from_this(), request_, with_body);
   if (id < 0)
     return exchange_outcome::answer(exchange_step::upstream, 502,
                                     "bad gateway: upstream stream refused", "upstream_reset");
@@ -316,12 +314,7 @@ void exchange::on_response_head(bool end_stream) {
   replay_.reset();  // the upstream took the stream: no replay from here on
   if (rec_.active()) rec_.on_response_head({status, {}, "2", regular_fields(response_)});
   if (!client_open()) return;
-  field_list out;
-  out.reserve(response_.size());
-  for (const auto& [n, v] : response_) {
-    if (!connection_specific(n, v)) out.emplace_back(n, v);
-  }
-  if (submit_response(out, !end_stream) != 0) {
+  if (submit_response(response_, !end_stream) != 0) {
     nghttp2_submit_rst_stream(client_->client_session(), NGHTTP2_FLAG_NONE, id_,
                               NGHTTP2_INTERNAL_ERROR);
   }
@@ -423,21 +416,24 @@ void exchange::answer() {
   response_trailers_.clear();
   if (st_.response != response_state::none) return;  // too late for an answer
   const std::string message = "devspaces-proxy: " + st_.outcome.reason;
-  field_list out;
+  field_list out{&fields_};
+  auto add = [&out](std::string_view name, std::string_view value) {
+    out.emplace_back(name, value);
+  };
   response_body_.clear();
   if (is_grpc(find_field(request_, "content-type"))) {
     // gRPC: a trailers-only response, UNAVAILABLE.
-    out = {{":status", "200"},
-           {"content-type", "application/grpc"},
-           {"grpc-status", "14"},
-           {"grpc-message", message}};
+    add(":status", "200");
+    add("content-type", "application/grpc");
+    add("grpc-status", "14");
+    add("grpc-message", message);
     st_.response_head(200, true);
   } else {
     const std::string body = message + "\n";
     response_body_.append({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()});
-    out = {{":status", std::to_string(st_.outcome.status)},
-           {"content-type", "text/plain; charset=utf-8"},
-           {"content-length", std::to_string(body.size())}};
+    add(":status", std::to_string(st_.outcome.status));
+    add("content-type", "text/plain; charset=utf-8");
+    add("content-length", std::to_string(body.size()));
     st_.response_head(st_.outcome.status, true);
   }
   if (rec_.active()) {

@@ -3,8 +3,10 @@
 // One HTTP/2 stream of a client connection and the upstream stream it was routed to.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 
@@ -110,8 +112,12 @@ class exchange : public std::enable_shared_from_this<exchange> {
   trace::exchange_recorder rec_;  // builds the stream's record only when tracing is wanted
   stream_state st_;
 
-  field_list request_;  // pseudo-fields and fields as received (then as forwarded)
-  field_list request_trailers_;
+  // The stream's fields live in this arena: a typical request and response head fit, so a stream
+  // costs no allocation per field. (Freed with the stream; a larger head spills to the heap.)
+  alignas(std::max_align_t) std::byte field_bytes_[2048];
+  std::pmr::monotonic_buffer_resource fields_{field_bytes_, sizeof field_bytes_};
+  field_list request_{&fields_};  // pseudo-fields and fields as received (then as forwarded)
+  field_list request_trailers_{&fields_};
   body_queue request_body_;
   // What was sent upstream of the request body, kept until the response starts, so a stream
   // the upstream refused (REFUSED_STREAM: not processed) is sent again on another connection.
@@ -123,8 +129,8 @@ class exchange : public std::enable_shared_from_this<exchange> {
   std::shared_ptr<upstream_conn> up_;
   std::int32_t up_id_ = 0;
 
-  field_list response_;
-  field_list response_trailers_;
+  field_list response_{&fields_};
+  field_list response_trailers_{&fields_};
   body_queue response_body_;
   int method_idx_ = 0;
 };

@@ -160,10 +160,10 @@ std::size_t body_queue::clear() {
   return n;
 }
 
-std::vector<nghttp2_nv> to_nv(const field_list& fields) {
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(fields.size());
+nv_list to_nv(const field_list& fields) {
+  nv_list nv;
   for (const auto& [n, v] : fields) {
+    if (connection_specific(n, v)) continue;
     nv.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
                   NGHTTP2_NV_FLAG_NONE});

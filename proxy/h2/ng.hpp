@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <memory_resource>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include <nghttp2/nghttp2.h>
+#include <boost/container/small_vector.hpp>
 
 namespace devspaces::proxy::h2 {
 
@@ -32,8 +34,13 @@ struct limits {
   std::size_t max_output = 64 * 1024;                ///< bytes serialised ahead of the socket
 };
 
-/// Header fields as received or to be sent (names lowercase, pseudo-fields first).
-using field_list = std::vector<std::pair<std::string, std::string>>;
+/// Header fields as received or to be sent (names lowercase, pseudo-fields first). A stream keeps
+/// its fields in an arena of its own (see exchange), so a list takes a memory resource.
+using field_list = std::pmr::vector<std::pair<std::pmr::string, std::pmr::string>>;
+
+/// nghttp2's view of a field list, for a submit call (which copies what it needs); on the stack
+/// for up to 24 fields.
+using nv_list = boost::container::small_vector<nghttp2_nv, 24>;
 
 /// Events of one nghttp2 session, called from inside nghttp2_session_mem_recv/mem_send.
 /// Returning a negative nghttp2 error code follows nghttp2's callback rules (0 = fine).
@@ -88,8 +95,9 @@ class body_queue {
   std::size_t head_ = 0;
 };
 
-/// Fields as nghttp2_nv entries pointing into `fields` (valid while `fields` is unchanged).
-std::vector<nghttp2_nv> to_nv(const field_list& fields);
+/// Fields as nghttp2_nv entries pointing into `fields` (valid while `fields` is unchanged),
+/// without the connection-specific ones (HTTP/2 forbids them): the fields to forward.
+nv_list to_nv(const field_list& fields);
 
 /// True for fields RFC 9113 §8.2.2 forbids in HTTP/2 (connection-specific), and for `te` with a
 /// value other than "trailers".

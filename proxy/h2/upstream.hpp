@@ -2,12 +2,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/container/flat_map.hpp>
 
 #include "proxy/h2/ng.hpp"
 #include "proxy/h2/pump.hpp"
@@ -52,7 +52,9 @@ class upstream_conn : public pump,
   void on_idle();
   exchange* find(std::int32_t id);
 
-  std::map<std::int32_t, std::shared_ptr<exchange>> streams_;
+  // Open streams by id: ids only grow, so an insert appends; no allocation per stream once the
+  // storage has grown.
+  boost::container::flat_map<std::int32_t, std::shared_ptr<exchange>> streams_;
   std::chrono::milliseconds idle_timeout_;
   io::deadline idle_;  // armed while no stream is open: its expiry says goodbye
   bool goaway_ = false;
