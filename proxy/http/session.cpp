@@ -359,6 +359,7 @@ bool session::route_now(head_edit& edit, std::string_view authority,
     rec_.on_upstream(target);
     return true;
   }
+  deadline_.disarm();  // the head is in; the upstream step arms its own
   auto rr = route_request_now(router, ctx_.dir, cfg_.route_header, authority, fields_,
                               ctx_.original_dst, pending);
   if (!rr) return false;
@@ -368,7 +369,7 @@ bool session::route_now(head_edit& edit, std::string_view authority,
 
 asio::awaitable<tcp::endpoint> session::route_after_lookup(
     head_edit& edit, routing::router::outbound_pending pending) {
-  deadline_.disarm();  // lookups have their own timeout
+  // Lookups have their own timeout (the deadline was disarmed in route_now).
   auto rr = co_await finish_route(ctx_.services->router, cfg_.route_header, ctx_.original_dst,
                                   std::move(pending));
   co_return apply_route(edit, rr);
