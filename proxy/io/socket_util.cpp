@@ -11,15 +11,34 @@ namespace devspaces::proxy::io {
 
 namespace {
 
-// Writes v (< 100000) in decimal at p; returns the end. No loop, no library call: formatting
-// the endpoints of a traced request is on every request's path.
+constexpr char two_digits[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+char* put_two(char* p, unsigned v) {
+  std::memcpy(p, two_digits + 2 * v, 2);
+  return p + 2;
+}
+
+// Writes v (< 100000) in decimal at p; returns the end. Two digits at a time from a table:
+// the endpoints of a traced request are formatted on every request's path.
 char* put_decimal(char* p, unsigned v) {
-  if (v >= 10000) *p++ = static_cast<char>('0' + v / 10000);
-  if (v >= 1000) *p++ = static_cast<char>('0' + v / 1000 % 10);
-  if (v >= 100) *p++ = static_cast<char>('0' + v / 100 % 10);
-  if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
-  *p++ = static_cast<char>('0' + v % 10);
-  return p;
+  if (v < 10) {
+    *p = static_cast<char>('0' + v);
+    return p + 1;
+  }
+  if (v < 100) return put_two(p, v);
+  if (v < 1000) {
+    *p++ = static_cast<char>('0' + v / 100);
+    return put_two(p, v % 100);
+  }
+  if (v >= 10000) {
+    *p++ = static_cast<char>('0' + v / 10000);
+    v %= 10000;
+  }
+  p = put_two(p, v / 100);
+  return put_two(p, v % 100);
 }
 
 }  // namespace

@@ -19,6 +19,20 @@ TEST(endpoint_text, ipv4_is_dotted_quad_and_port) {
             "10.0.100.9:80");
 }
 
+TEST(endpoint_text, every_octet_and_port_width_matches_the_decimal_text) {
+  const unsigned ports[] = {0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 10005, 65535};
+  for (unsigned v = 0; v < 256; ++v) {
+    const auto o = std::to_string(v);
+    const auto address = boost::asio::ip::address_v4(
+        {static_cast<unsigned char>(v), 0, static_cast<unsigned char>(v), 7});
+    for (unsigned port : ports) {
+      const auto ep = tcp::endpoint(address, static_cast<unsigned short>(port + v));
+      EXPECT_EQ(proxy::io::endpoint_text(ep),
+                o + ".0." + o + ".7:" + std::to_string(static_cast<unsigned short>(port + v)));
+    }
+  }
+}
+
 TEST(endpoint_text, ipv6_is_bracketed) {
   EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("::1"), 15001)), "[::1]:15001");
   EXPECT_EQ(proxy::io::endpoint_text(tcp::endpoint(make_address("fd00::6"), 80)), "[fd00::6]:80");
