@@ -308,6 +308,12 @@ void exchange::on_response_head(bool end_stream) {
   for (char c : status_text) status = status * 10 + (c - '0');
   if (status >= 100 && status < 200) {  // interim responses are not passed on
     response_.clear();
+    if (++interim_heads_ > max_interim_heads) {
+      log()->debug("[C{}] h2 stream {}: more than {} interim responses; resetting the upstream",
+                   ctx_.id, id_, max_interim_heads);
+      reset_upstream(NGHTTP2_PROTOCOL_ERROR);
+      on_upstream_closed(NGHTTP2_PROTOCOL_ERROR);
+    }
     return;
   }
   st_.response_head(status, end_stream);

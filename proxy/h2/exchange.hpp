@@ -133,6 +133,10 @@ class exchange : public std::enable_shared_from_this<exchange> {
   field_list response_trailers_{&fields_};
   body_queue response_body_;
   int method_idx_ = 0;
+  // Interim (1xx) heads are dropped, but their fields took arena memory that only comes back
+  // with the stream: an upstream that sends more than this many is cut off.
+  static constexpr int max_interim_heads = 16;
+  int interim_heads_ = 0;
 };
 
 /// Submits a request with `fields` on `s`; its body is pulled from `body` (null: no body).

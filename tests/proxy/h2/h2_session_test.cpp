@@ -201,6 +201,39 @@ TEST(h2_session, other_resets_before_the_response_are_not_retried) {
   EXPECT_EQ(u.conns.size(), 1u);
 }
 
+// Interim (1xx) heads are not passed on; an upstream that sends them without end is cut off
+// (each one takes memory that only comes back with the stream).
+TEST(h2_session, interim_responses_are_dropped_and_an_endless_run_of_them_is_cut_off) {
+  harness h;
+  upstream u;
+  int interim = 2;
+  u.on_request = [&](peer& p, std::int32_t id, stream_state&) {
+    std::string name = ":status";
+    std::string status = "103";
+    std::string link_name = "link";
+    std::string link(200, 'l');
+    auto bytes = [](std::string& v) { return reinterpret_cast<std::uint8_t*>(v.data()); };
+    nghttp2_nv head[] = {
+        {bytes(name), bytes(status), name.size(), status.size(), NGHTTP2_NV_FLAG_NONE},
+        {bytes(link_name), bytes(link), link_name.size(), link.size(), NGHTTP2_NV_FLAG_NONE}};
+    for (int i = 0; i < interim; ++i)
+      nghttp2_submit_headers(p.ng(), NGHTTP2_FLAG_NONE, id, nullptr, head, 2, nullptr);
+    p.respond(id, {{":status", "200"}}, "done", {});
+  };
+  h.set_upstream("127.0.0.1", u.port);
+  peer c(peer::kind::client, h.connect_client());
+  const auto a = c.request(get("/two-hints"));
+  ASSERT_TRUE(run_until([&] { return c.streams[a].closed; }, c, {&u}));
+  EXPECT_EQ(field(c.streams[a].head, ":status"), "200");
+  EXPECT_EQ(field(c.streams[a].head, "link"), "");
+  EXPECT_EQ(c.streams[a].body, "done");
+
+  interim = 100;
+  const auto b = c.request(get("/endless-hints"));
+  ASSERT_TRUE(run_until([&] { return c.streams[b].closed; }, c, {&u}));
+  EXPECT_EQ(field(c.streams[b].head, ":status"), "502");
+}
+
 TEST(h2_session, upstream_connection_is_shared_across_client_connections) {
   harness h;
   upstream u;
