@@ -73,6 +73,16 @@ struct readiness_test : ::testing::Test {
     run_until(
         io, [&] { return std::chrono::steady_clock::now() >= end; }, d + 1s);
   }
+
+  // Starts wait_readable on `ours`, its result into `woke`, and checks that it does not complete
+  // while nothing arrives.
+  void start_wait_readable(std::optional<error_code>& woke) {
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { woke = std::get<0>(co_await wait_readable(ours)); },
+        asio::detached);
+    settle(80ms);
+    EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
+  }
 };
 
 TEST_F(readiness_test, short_read_on_a_watched_socket_leaves_it_quiet_until_bytes_come) {
@@ -213,11 +223,7 @@ TEST_F(readiness_test, wait_readable_consumes_nothing_and_waits_for_bytes) {
   peer_send("q");
   EXPECT_EQ(read_now().text(), "q");
   std::optional<error_code> woke;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { woke = std::get<0>(co_await wait_readable(ours)); },
-      asio::detached);
-  settle(80ms);
-  EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
+  start_wait_readable(woke);
   peer_send("rs");
   ASSERT_TRUE(run_until(
       io, [&] { return woke.has_value(); }, 3s));
@@ -228,11 +234,7 @@ TEST_F(readiness_test, wait_readable_consumes_nothing_and_waits_for_bytes) {
 TEST_F(readiness_test, wait_readable_on_an_untrusted_socket_does_not_wake_for_nothing) {
   // No read has drained it yet: the reactor's state says "may be readable".
   std::optional<error_code> woke;
-  asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { woke = std::get<0>(co_await wait_readable(ours)); },
-      asio::detached);
-  settle(80ms);
-  EXPECT_FALSE(woke.has_value()) << "woke with nothing to read";
+  start_wait_readable(woke);
   peer.shutdown(tcp::socket::shutdown_send);
   ASSERT_TRUE(run_until(
       io, [&] { return woke.has_value(); }, 3s));

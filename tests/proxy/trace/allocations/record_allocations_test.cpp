@@ -53,29 +53,29 @@ using tcp = boost::asio::ip::tcp;
 
 // What the data path hands the recorder for one keep-alive request of a routed HTTP/1 exchange
 // (values longer than a string's inline buffer included), built before counting: the route
-// decision and the trace id come from the route step, which allocates them itself.
+// decision (shared: the router hands out the one it remembers) and the trace id come from the
+// route step.
 struct inputs {
   tcp::endpoint client{boost::asio::ip::make_address("10.0.0.1"), 40312};
   tcp::endpoint original_dst{boost::asio::ip::make_address("198.18.0.1"), 8080};
   tcp::endpoint upstream{boost::asio::ip::make_address("127.0.0.1"), 8080};
   std::string body = std::string(1024, 'x');
   std::optional<std::string> route_as{"azureuser"};
-  std::vector<std::shared_ptr<const routing::route_decision>> decisions;
+  // One decision for every exchange: the router hands its remembered decision to each record.
+  std::shared_ptr<const routing::route_decision> decision;
   std::vector<std::optional<std::string>> trace_ids;
 };
 
 inputs prepare(std::size_t n) {
   inputs in;
-  for (std::size_t i = 0; i < n; ++i) {
-    routing::route_decision d;
-    d.service = "serviceb";
-    d.decision = routing::decision_kind::parent;
-    d.level = 1;
-    d.tried = {{"serviceb.azureuser.svc.cluster.local", "nxdomain"},
-               {"serviceb.default.svc.cluster.local", "10.244.1.7"}};
-    in.decisions.push_back(std::make_shared<const routing::route_decision>(std::move(d)));
-    in.trace_ids.emplace_back("0af7651916cd43dd8448eb211c80319c");
-  }
+  routing::route_decision d;
+  d.service = "serviceb";
+  d.decision = routing::decision_kind::parent;
+  d.level = 1;
+  d.tried = {{"serviceb.azureuser.svc.cluster.local", "nxdomain"},
+             {"serviceb.default.svc.cluster.local", "10.244.1.7"}};
+  in.decision = std::make_shared<const routing::route_decision>(std::move(d));
+  for (std::size_t i = 0; i < n; ++i) in.trace_ids.emplace_back("0af7651916cd43dd8448eb211c80319c");
   return in;
 }
 
@@ -92,7 +92,7 @@ void one_exchange(trace::exchange_recorder& rec, inputs& in, std::size_t i) {
                                       in.original_dst});
   rec.on_request_line("GET", "/1k", "1.1");
   rec.on_request_head({"GET", "/1k", "1.1", "serviceb", request});
-  rec.on_route(in.route_as, routing::route_source::header, in.decisions[i],
+  rec.on_route(in.route_as, routing::route_source::header, in.decision,
                field_view{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
                std::move(in.trace_ids[i]));
   rec.on_upstream(in.upstream);
