@@ -87,8 +87,15 @@ asio::awaitable<void> pump::read_loop(std::string initial) {
   // next readiness event instead of failing with EAGAIN (watched for the peer's close, so a
   // close that comes with the last bytes is seen).
   io::watch_peer_close(sock_);
+  auto* data = reinterpret_cast<char*>(in_.data());
   while (ok && !closed_ && !session_over()) {
-    auto [ec, n] = co_await io::read_some(sock_, reinterpret_cast<char*>(in_.data()), in_.size());
+    // Bytes already there are read at once; only a read that must wait costs a coroutine frame.
+    auto got = io::read_now(sock_, data, in_.size());
+    if (!got) {
+      auto waited = co_await io::read_some(sock_, data, in_.size());
+      got = waited;
+    }
+    const auto [ec, n] = *got;
     if (ec || n == 0) break;
     rx_ += n;
     if (rx_counter_ != nullptr) rx_counter_->Increment(static_cast<double>(n));

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -118,11 +119,18 @@ void message_relay::count_written(std::size_t n) {
 
 // The one place this relay reads. Reads are readiness-first (io::read_some): a receive is made
 // only when the socket may hold bytes, so the read after a message's last bytes waits for the
-// next readiness event instead of failing with EAGAIN.
+// next readiness event instead of failing with EAGAIN. A speculative read whose bytes are
+// already there is made at once (read_now), without the coroutine frame of a wait.
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::read_some(
     tcp::socket& from, std::size_t max, read_policy policy) {
   if (policy == read_policy::wait_first) return wait_then_read(from, max);
   return io::read_some(from, buf_.base() + buf_.end, max);
+}
+
+std::optional<std::tuple<boost::system::error_code, std::size_t>> message_relay::read_now(
+    tcp::socket& from, std::size_t max, read_policy policy) {
+  if (policy == read_policy::wait_first) return std::nullopt;
+  return io::read_now(from, buf_.base() + buf_.end, max);
 }
 
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::wait_then_read(
@@ -157,7 +165,12 @@ asio::awaitable<relay_status> message_relay::read_head(tcp::socket& from, read_p
     if (buf_.end == buf_.capacity) co_return done(relay_status::head_too_large);
     if (stopped_) co_return done(relay_status::stopped);
     if (deadline_.expired()) co_return done(relay_status::timed_out);
-    auto [ec, n] = co_await read_some(from, buf_.capacity - buf_.end, policy);
+    auto got = read_now(from, buf_.capacity - buf_.end, policy);
+    if (!got) {
+      auto waited = co_await read_some(from, buf_.capacity - buf_.end, policy);
+      got = waited;
+    }
+    const auto [ec, n] = *got;
     policy = read_policy::speculative;
     if (ec || n == 0) co_return done(after_read_error(ec));
     count_read(n);
@@ -220,8 +233,13 @@ asio::awaitable<relay_status> message_relay::write_head(tcp::socket& to, const h
 
 asio::awaitable<relay_status> message_relay::body_step(tcp::socket& from, tcp::socket& to) {
   if (buf_.end == buf_.capacity) co_return relay_status::closed;  // the parser takes what is read
-  auto [ec, n] = co_await read_some(from, std::min(read_chunk, buf_.capacity - buf_.end),
-                                    read_policy::speculative);
+  const auto max = std::min(read_chunk, buf_.capacity - buf_.end);
+  auto got = read_now(from, max, read_policy::speculative);
+  if (!got) {
+    auto waited = co_await read_some(from, max, read_policy::speculative);
+    got = waited;
+  }
+  const auto [ec, n] = *got;
   if (stopped_) co_return relay_status::stopped;
   if (ec || n == 0) {
     if (!ec || ec == asio::error::eof) {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <tuple>
 
@@ -148,9 +149,12 @@ class message_relay {
   void ensure_buffer() { buf_.ensure(); }
 
  private:
-  // One read into [end, end + max) of the buffer; 0 bytes with no error is EOF. Not a coroutine
-  // on the speculative path (no frame per read).
+  // One read into [end, end + max) of the buffer; 0 bytes with no error is EOF. read_now() makes
+  // it at once when no wait is needed (no coroutine frame) and gives nothing when the caller must
+  // co_await read_some().
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
+      boost::asio::ip::tcp::socket& from, std::size_t max, read_policy policy);
+  std::optional<std::tuple<boost::system::error_code, std::size_t>> read_now(
       boost::asio::ip::tcp::socket& from, std::size_t max, read_policy policy);
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> wait_then_read(
       boost::asio::ip::tcp::socket& from, std::size_t max);

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <optional>
 #include <type_traits>
 
 #include <boost/asio/as_tuple.hpp>
@@ -205,39 +206,41 @@ struct start_edge_wait {
   }
 };
 
-asio::awaitable<error_code> edge_wait(tcp::socket& s) {
-  auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(start_edge_wait{},
-                                                                               token, &s, false);
-  co_return ec;
-}
-
 }  // namespace
 
 bool readiness_tracked() {
   return true;
 }
 
-asio::awaitable<read_result> read_some(tcp::socket& socket, char* data, std::size_t size) {
+std::optional<read_result> read_now(tcp::socket& socket, char* data, std::size_t size) {
   for (;;) {
     state* d = state_of(socket);
-    if (d == nullptr) co_return read_result{asio::error::bad_descriptor, 0};
-    if (!readable_now(d)) {
-      auto ec = co_await edge_wait(socket);
-      if (ec) co_return read_result{ec, 0};
-      continue;  // the socket may have been closed meanwhile: look again
-    }
+    if (d == nullptr) return read_result{asio::error::bad_descriptor, 0};
+    if (!readable_now(d)) return std::nullopt;
     const ssize_t n = ::recv(socket.native_handle(), data, size, MSG_DONTWAIT);
     if (n > 0) {
       if (static_cast<std::size_t>(n) < size) note_drained(d);
-      co_return read_result{error_code(), static_cast<std::size_t>(n)};
+      return read_result{error_code(), static_cast<std::size_t>(n)};
     }
-    if (n == 0) co_return read_result{size == 0 ? error_code() : asio::error::eof, 0};
+    if (n == 0) return read_result{size == 0 ? error_code() : asio::error::eof, 0};
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       note_empty(d);
-      continue;
+      return std::nullopt;
     }
-    co_return read_result{error_code(errno, asio::error::get_system_category()), 0};
+    return read_result{error_code(errno, asio::error::get_system_category()), 0};
+  }
+}
+
+asio::awaitable<read_result> read_some(tcp::socket& socket, char* data, std::size_t size) {
+  for (;;) {
+    auto r = read_now(socket, data, size);
+    if (r) co_return *r;
+    // Initiated here, not through a helper coroutine: a frame fewer for every read that waits.
+    auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(
+        start_edge_wait{}, token, &socket, false);
+    if (ec) co_return read_result{ec, 0};
+    // Look again: the socket may have been closed meanwhile.
   }
 }
 
@@ -288,6 +291,10 @@ idle_state idle_state_of(tcp::socket& socket) {
 
 bool readiness_tracked() {
   return false;
+}
+
+std::optional<read_result> read_now(tcp::socket&, char*, std::size_t) {
+  return std::nullopt;  // no readiness state to trust: read_some() reads
 }
 
 asio::awaitable<read_result> read_some(tcp::socket& socket, char* data, std::size_t size) {

@@ -14,6 +14,8 @@
 //   than asked for drained the socket, so it clears the bit right away — when the socket is
 //   watched for the peer's close (watch_peer_close()) and no close was seen, since bytes and a
 //   FIN that come together raise one readiness event only.
+// - read_now() is read_some()'s first step alone: callers that find their bytes already there
+//   read without a coroutine frame.
 // - wait_readable() is async_wait(wait_read) without the epoll_ctl.
 // - idle_state_of() says, without a system call, whether an idle socket has had nothing to read
 //   and no close since its last read: a kept upstream connection in that state is reusable.
@@ -24,6 +26,7 @@
 // run by one thread.
 
 #include <cstddef>
+#include <optional>
 #include <tuple>
 
 #include <boost/asio/awaitable.hpp>
@@ -39,6 +42,14 @@ bool readiness_tracked();
 /// Cancelled by the socket's cancel()/close() and by the awaiting coroutine's cancellation
 /// slot (operation_aborted).
 boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
+    boost::asio::ip::tcp::socket& socket, char* data, std::size_t size);
+
+/// The same read when it needs no wait, made at once and without a coroutine frame: {error,
+/// bytes} when the socket may hold bytes and the receive found some (or EOF, or an error);
+/// nothing when the caller must wait, i.e. call read_some(): the socket is known drained, or the
+/// receive found nothing (and the socket is marked drained for the wait). Always nothing when
+/// readiness is not tracked.
+std::optional<std::tuple<boost::system::error_code, std::size_t>> read_now(
     boost::asio::ip::tcp::socket& socket, char* data, std::size_t size);
 
 /// Waits until the socket is readable (bytes, EOF or an error), consuming nothing: {error}.
