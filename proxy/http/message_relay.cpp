@@ -154,29 +154,46 @@ relay_status message_relay::after_read_error(const boost::system::error_code&) {
   return relay_status::closed;
 }
 
-asio::awaitable<relay_status> message_relay::read_head(tcp::socket& from, read_policy first_read) {
-  auto policy = first_read;
+// Parses what is buffered and reads what the socket holds until the head is complete or fails
+// (a status), or until a read would have to wait (nothing). `policy` becomes speculative after
+// the first read.
+std::optional<relay_status> message_relay::head_progress(tcp::socket& from, read_policy& policy) {
   while (!parser_.head_complete()) {
     if (buf_.parsed < buf_.end) {
       const auto st = feed_head();
-      if (st != relay_status::ok) co_return done(st);
+      if (st != relay_status::ok) return done(st);
       if (parser_.head_complete()) break;
     }
-    if (buf_.end == buf_.capacity) co_return done(relay_status::head_too_large);
-    if (stopped_) co_return done(relay_status::stopped);
-    if (deadline_.expired()) co_return done(relay_status::timed_out);
-    auto got = read_now(from, buf_.capacity - buf_.end, policy);
-    if (!got) {
-      auto waited = co_await read_some(from, buf_.capacity - buf_.end, policy);
-      got = waited;
-    }
+    if (buf_.end == buf_.capacity) return done(relay_status::head_too_large);
+    if (stopped_) return done(relay_status::stopped);
+    if (deadline_.expired()) return done(relay_status::timed_out);
+    const auto got = read_now(from, buf_.capacity - buf_.end, policy);
+    if (!got) return std::nullopt;
+    policy = read_policy::speculative;
     const auto [ec, n] = *got;
+    if (ec || n == 0) return done(after_read_error(ec));
+    count_read(n);
+    buf_.end += n;
+  }
+  return done(relay_status::ok);
+}
+
+std::optional<relay_status> message_relay::try_read_head(tcp::socket& from,
+                                                         read_policy first_read) {
+  return head_progress(from, first_read);
+}
+
+asio::awaitable<relay_status> message_relay::read_head(tcp::socket& from, read_policy first_read) {
+  auto policy = first_read;
+  for (;;) {
+    const auto st = head_progress(from, policy);
+    if (st) co_return *st;
+    auto [ec, n] = co_await read_some(from, buf_.capacity - buf_.end, policy);
     policy = read_policy::speculative;
     if (ec || n == 0) co_return done(after_read_error(ec));
     count_read(n);
     buf_.end += n;
   }
-  co_return done(relay_status::ok);
 }
 
 bool message_relay::try_write_head(tcp::socket& to, const head_edit& edit, bool with_body) {

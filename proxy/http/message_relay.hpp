@@ -113,6 +113,12 @@ class message_relay {
   /// Reads until the head is complete.
   boost::asio::awaitable<relay_status> read_head(boost::asio::ip::tcp::socket& from,
                                                  read_policy first_read);
+  /// read_head() without waiting: the status when the head completed (or failed) from what was
+  /// buffered and what the socket held; nothing when a wait is needed, and read_head() with the
+  /// same arguments goes on from there. Under load the bytes are usually there, so the common
+  /// path needs no coroutine frame.
+  std::optional<relay_status> try_read_head(boost::asio::ip::tcp::socket& from,
+                                            read_policy first_read);
   /// Sends the head as edited by `edit`, followed (with `with_body`) by the body bytes already
   /// read and parsed.
   /// write_head() without waiting: true when the socket took all of it (status() is ok);
@@ -159,6 +165,8 @@ class message_relay {
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> wait_then_read(
       boost::asio::ip::tcp::socket& from, std::size_t max);
   relay_status feed_head();
+  std::optional<relay_status> head_progress(boost::asio::ip::tcp::socket& from,
+                                            read_policy& policy);
   relay_status after_read_error(const boost::system::error_code& ec);
   boost::asio::awaitable<relay_status> body_step(boost::asio::ip::tcp::socket& from,
                                                  boost::asio::ip::tcp::socket& to);

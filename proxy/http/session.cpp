@@ -185,11 +185,9 @@ class session {
   asio::awaitable<tcp::endpoint> route_after_lookup(head_edit& edit,
                                                     routing::router::outbound_pending pending);
   tcp::endpoint apply_route(head_edit& edit, route_step_result& rr);
-  asio::awaitable<exchange_outcome> forward(const tcp::endpoint& target, const head_edit& edit);
   asio::awaitable<exchange_outcome> open_upstream(const tcp::endpoint& target, int attempt);
   asio::awaitable<void> forward_request_body();
   asio::awaitable<exchange_outcome> respond();
-  asio::awaitable<exchange_outcome> read_response_head();
   exchange_outcome response_head_failure(relay_status st) const;
   exchange_outcome response_body_failure(relay_status st) const;
   exchange_outcome request_failure() const;
@@ -309,8 +307,9 @@ void session::on_drain() {
 
 asio::awaitable<exchange_outcome> session::exchange() {
   request_.start();
-  const auto st = co_await request_.read_head(client_, read_policy::speculative);
-  if (st != relay_status::ok) co_return request_head_failure(st);
+  auto st = request_.try_read_head(client_, read_policy::speculative);
+  if (!st) st = co_await request_.read_head(client_, read_policy::speculative);
+  if (*st != relay_status::ok) co_return request_head_failure(*st);
   head_done_at_ = clock::now();
   const auto authority = note_request_head();
   // A body error in bytes already buffered is caught before anything is forwarded.
@@ -327,7 +326,38 @@ asio::awaitable<exchange_outcome> session::exchange() {
   tcp::endpoint target;
   if (!route_now(edit, authority, pending, target))
     target = co_await route_after_lookup(edit, std::move(pending));
-  co_return co_await forward(target, edit);
+  // Forwarding, in this frame (not a nested coroutine: one frame fewer per exchange). A reused
+  // upstream connection that fails before any answer is replaced once.
+  for (int attempt = 0;; ++attempt) {
+    auto o = exchange_outcome::proceed();
+    if (!reuse_upstream(target, attempt > 0)) o = co_await open_upstream(target, attempt);
+    if (!o.next) co_return o;
+    response_.discard_buffered();
+    response_.reset();
+    deadline_.arm_after(cfg_.idle_timeout, wait_request_body);
+    auto st = relay_status::ok;
+    if (!request_.try_write_head(*up_, edit)) st = co_await request_.write_head(*up_, edit);
+    if (st != relay_status::ok) {
+      if (up_reused_ && attempt == 0 && request_.whole_message_buffered()) {
+        io::close_quietly(*up_);
+        up_.reset();
+        continue;
+      }
+      co_return exchange_outcome::answer(
+          step::upstream, 502, "bad gateway: upstream reset the connection", "upstream_reset");
+    }
+    if (request_.message().message_done()) {
+      deadline_.arm_after(cfg_.header_timeout, wait_response_head);
+      o = co_await respond();
+    } else {
+      // The request body streams while the response comes (an upstream may answer early).
+      o = co_await (forward_request_body() && respond());
+    }
+    if (!retry_on_new_upstream(o, attempt)) co_return o;
+    log()->debug("[C{}] reused upstream closed before responding; retrying", ctx_.id);
+    io::close_quietly(*up_);
+    up_.reset();
+  }
 }
 
 exchange_outcome session::request_head_failure(relay_status st) const {
@@ -386,40 +416,6 @@ tcp::endpoint session::apply_route(head_edit& edit, route_step_result& rr) {
   return rr.target;
 }
 
-asio::awaitable<exchange_outcome> session::forward(const tcp::endpoint& target,
-                                                   const head_edit& edit) {
-  for (int attempt = 0;; ++attempt) {
-    auto o = exchange_outcome::proceed();
-    if (!reuse_upstream(target, attempt > 0)) o = co_await open_upstream(target, attempt);
-    if (!o.next) co_return o;
-    response_.discard_buffered();
-    response_.reset();
-    deadline_.arm_after(cfg_.idle_timeout, wait_request_body);
-    auto st = relay_status::ok;
-    if (!request_.try_write_head(*up_, edit)) st = co_await request_.write_head(*up_, edit);
-    if (st != relay_status::ok) {
-      if (up_reused_ && attempt == 0 && request_.whole_message_buffered()) {
-        io::close_quietly(*up_);
-        up_.reset();
-        continue;
-      }
-      co_return exchange_outcome::answer(
-          step::upstream, 502, "bad gateway: upstream reset the connection", "upstream_reset");
-    }
-    if (request_.message().message_done()) {
-      deadline_.arm_after(cfg_.header_timeout, wait_response_head);
-      o = co_await respond();
-    } else {
-      // The request body streams while the response comes (an upstream may answer early).
-      o = co_await (forward_request_body() && respond());
-    }
-    if (!retry_on_new_upstream(o, attempt)) co_return o;
-    log()->debug("[C{}] reused upstream closed before responding; retrying", ctx_.id);
-    io::close_quietly(*up_);
-    up_.reset();
-  }
-}
-
 bool session::retry_on_new_upstream(const exchange_outcome& o, int attempt) const {
   return o.end == exchange_end::answer && o.step == step::response_head && attempt == 0 &&
          up_reused_ && response_.status() == relay_status::closed && response_.buffered() == 0 &&
@@ -449,8 +445,24 @@ asio::awaitable<void> session::forward_request_body() {
 }
 
 asio::awaitable<exchange_outcome> session::respond() {
-  auto o = co_await read_response_head();
-  if (!o.next) co_return o;
+  // The response head, read in this frame (not a nested coroutine: one frame fewer per exchange).
+  const auto m = method();
+  for (;;) {
+    response_.start(m == "HEAD", m == "CONNECT");
+    // Read at once: under load the response is often there already; a wait first would cost an
+    // epoll_ctl where this costs at most one failing recv.
+    auto st = response_.try_read_head(*up_, read_policy::speculative);
+    if (!st) st = co_await response_.read_head(*up_, read_policy::speculative);
+    if (*st != relay_status::ok) co_return response_head_failure(*st);
+    const int status = response_.message().head().status;
+    if (status < 100 || status >= 200 || status == 101) break;
+    // Interim response (100 Continue, 103 Early Hints): pass on, then read the final one.
+    const auto wst = co_await response_.write_head(client_, head_edit{}, false);
+    if (wst != relay_status::ok)
+      co_return exchange_outcome::reset(step::response_head, "client_reset");
+    if (!request_.message().message_done())
+      deadline_.arm_after(cfg_.idle_timeout, wait_request_body);
+  }
   record_response_head();
   const bool tunnel = tunnel_accepted();
   head_edit edit;
@@ -475,25 +487,6 @@ asio::awaitable<exchange_outcome> session::respond() {
     cancel_io();
   }
   co_return exchange_outcome::finished(exchange_end::keep_alive, status);
-}
-
-asio::awaitable<exchange_outcome> session::read_response_head() {
-  const auto m = method();
-  for (;;) {
-    response_.start(m == "HEAD", m == "CONNECT");
-    // Read at once: under load the response is often there already; a wait first would cost an
-    // epoll_ctl where this costs at most one failing recv.
-    const auto st = co_await response_.read_head(*up_, read_policy::speculative);
-    if (st != relay_status::ok) co_return response_head_failure(st);
-    const int status = response_.message().head().status;
-    if (status < 100 || status >= 200 || status == 101) co_return exchange_outcome::proceed();
-    // Interim response (100 Continue, 103 Early Hints): pass on, then read the final one.
-    const auto wst = co_await response_.write_head(client_, head_edit{}, false);
-    if (wst != relay_status::ok)
-      co_return exchange_outcome::reset(step::response_head, "client_reset");
-    if (!request_.message().message_done())
-      deadline_.arm_after(cfg_.idle_timeout, wait_request_body);
-  }
 }
 
 exchange_outcome session::response_head_failure(relay_status st) const {
