@@ -188,11 +188,11 @@ asio::awaitable<relay_status> message_relay::read_head(tcp::socket& from, read_p
   for (;;) {
     const auto st = head_progress(from, policy);
     if (st) co_return *st;
-    auto [ec, n] = co_await read_some(from, buf_.capacity - buf_.end, policy);
+    // head_progress() found the socket drained: wait for its next readiness event (no system
+    // call, no coroutine frame), then read again.
+    auto [ec] = co_await io::wait_readable(from);
+    if (ec) co_return done(after_read_error(ec));
     policy = read_policy::speculative;
-    if (ec || n == 0) co_return done(after_read_error(ec));
-    count_read(n);
-    buf_.end += n;
   }
 }
 

@@ -293,8 +293,16 @@ bool readiness_tracked() {
   return false;
 }
 
-std::optional<read_result> read_now(tcp::socket&, char*, std::size_t) {
-  return std::nullopt;  // no readiness state to trust: read_some() reads
+std::optional<read_result> read_now(tcp::socket& socket, char* data, std::size_t size) {
+  // No readiness state to consult: one receive tells.
+  for (;;) {
+    const ssize_t n = ::recv(socket.native_handle(), data, size, MSG_DONTWAIT);
+    if (n > 0) return read_result{error_code(), static_cast<std::size_t>(n)};
+    if (n == 0) return read_result{size == 0 ? error_code() : asio::error::eof, 0};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
+    return read_result{error_code(errno, asio::error::get_system_category()), 0};
+  }
 }
 
 asio::awaitable<read_result> read_some(tcp::socket& socket, char* data, std::size_t size) {

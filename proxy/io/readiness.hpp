@@ -47,8 +47,8 @@ boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_
 /// The same read when it needs no wait, made at once and without a coroutine frame: {error,
 /// bytes} when the socket may hold bytes and the receive found some (or EOF, or an error);
 /// nothing when the caller must wait, i.e. call read_some(): the socket is known drained, or the
-/// receive found nothing (and the socket is marked drained for the wait). Always nothing when
-/// readiness is not tracked.
+/// receive found nothing (and the socket is marked drained for the wait). When readiness is not
+/// tracked it always makes the receive.
 std::optional<std::tuple<boost::system::error_code, std::size_t>> read_now(
     boost::asio::ip::tcp::socket& socket, char* data, std::size_t size);
 
