@@ -117,27 +117,14 @@ void message_relay::count_written(std::size_t n) {
     hooks_.written_bytes->Increment(static_cast<double>(n));
 }
 
-// The one place this relay reads. Reads are readiness-first (io::read_some): a receive is made
-// only when the socket may hold bytes, so the read after a message's last bytes waits for the
-// next readiness event instead of failing with EAGAIN. A speculative read whose bytes are
-// already there is made at once (read_now), without the coroutine frame of a wait.
-asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::read_some(
-    tcp::socket& from, std::size_t max, read_policy policy) {
-  if (policy == read_policy::wait_first) return wait_then_read(from, max);
-  return io::read_some(from, buf_.base() + buf_.end, max);
-}
-
+// The one place this relay reads. Reads are readiness-first (io::read_now): a receive is made
+// only when the socket may hold bytes, so the read after a message's last bytes finds nothing to
+// do and the caller waits for the next readiness event (io::wait_readable: no system call, no
+// coroutine frame) instead of a recv failing with EAGAIN.
 std::optional<std::tuple<boost::system::error_code, std::size_t>> message_relay::read_now(
     tcp::socket& from, std::size_t max, read_policy policy) {
   if (policy == read_policy::wait_first) return std::nullopt;
   return io::read_now(from, buf_.base() + buf_.end, max);
-}
-
-asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> message_relay::wait_then_read(
-    tcp::socket& from, std::size_t max) {
-  auto [ec] = co_await io::wait_readable(from);
-  if (ec) co_return std::tuple{ec, std::size_t{0}};
-  co_return co_await io::read_some(from, buf_.base() + buf_.end, max);
 }
 
 relay_status message_relay::feed_head() {
@@ -252,9 +239,13 @@ asio::awaitable<relay_status> message_relay::body_step(tcp::socket& from, tcp::s
   if (buf_.end == buf_.capacity) co_return relay_status::closed;  // the parser takes what is read
   const auto max = std::min(read_chunk, buf_.capacity - buf_.end);
   auto got = read_now(from, max, read_policy::speculative);
-  if (!got) {
-    auto waited = co_await read_some(from, max, read_policy::speculative);
-    got = waited;
+  while (!got) {
+    auto [wec] = co_await io::wait_readable(from);
+    if (wec) {
+      got = std::tuple{wec, std::size_t{0}};
+      break;
+    }
+    got = read_now(from, max, read_policy::speculative);
   }
   const auto [ec, n] = *got;
   if (stopped_) co_return relay_status::stopped;

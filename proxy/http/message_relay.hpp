@@ -52,7 +52,7 @@ struct byte_buffer {
 };
 
 /// How a read waits for bytes. `speculative` receives at once when the socket may hold bytes
-/// (io::read_some: after a read that drained the socket it waits for the next readiness event);
+/// (after a read that drained the socket it waits for the next readiness event);
 /// `wait_first` first waits until the socket is readable, then reads. Neither changes the
 /// epoll registration nor makes a receive that is known to fail.
 enum class read_policy : std::uint8_t { speculative, wait_first };
@@ -155,15 +155,11 @@ class message_relay {
   void ensure_buffer() { buf_.ensure(); }
 
  private:
-  // One read into [end, end + max) of the buffer; 0 bytes with no error is EOF. read_now() makes
-  // it at once when no wait is needed (no coroutine frame) and gives nothing when the caller must
-  // co_await read_some().
-  boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(
-      boost::asio::ip::tcp::socket& from, std::size_t max, read_policy policy);
+  // One read into [end, end + max) of the buffer, made only when it needs no wait: {error,
+  // bytes} (0 bytes with no error is EOF), or nothing when the caller must wait for readiness
+  // (io::wait_readable) first, always so for `wait_first`.
   std::optional<std::tuple<boost::system::error_code, std::size_t>> read_now(
       boost::asio::ip::tcp::socket& from, std::size_t max, read_policy policy);
-  boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> wait_then_read(
-      boost::asio::ip::tcp::socket& from, std::size_t max);
   relay_status feed_head();
   std::optional<relay_status> head_progress(boost::asio::ip::tcp::socket& from,
                                             read_policy& policy);
