@@ -67,6 +67,19 @@ struct readiness_test : ::testing::Test {
         io, [&] { return r.done.has_value(); }, 3s));
     return r;
   }
+  // Starts a read_some that must wait: it does not complete while nothing is sent, then gets
+  // exactly `sent`.
+  void expect_read_waits_for(const std::string& sent) {
+    pending_read r;
+    start_read(r);
+    settle(80ms);
+    EXPECT_FALSE(r.done.has_value()) << "a read completed with no bytes sent";
+    peer_send(sent);
+    ASSERT_TRUE(run_until(
+        io, [&] { return r.done.has_value(); }, 3s));
+    EXPECT_FALSE(std::get<0>(*r.done));
+    EXPECT_EQ(r.text(), sent);
+  }
   // Runs the io_context for a while, so that readiness events are taken in.
   void settle(std::chrono::milliseconds d = 30ms) {
     const auto end = std::chrono::steady_clock::now() + d;
@@ -94,15 +107,7 @@ TEST_F(readiness_test, short_read_on_a_watched_socket_leaves_it_quiet_until_byte
   EXPECT_EQ(first.text(), "abc");
   EXPECT_EQ(idle_state_of(ours), idle_state::quiet);
 
-  pending_read second;
-  start_read(second);
-  settle(80ms);
-  EXPECT_FALSE(second.done.has_value()) << "a read completed with no bytes sent";
-  peer_send("de");
-  ASSERT_TRUE(run_until(
-      io, [&] { return second.done.has_value(); }, 3s));
-  EXPECT_FALSE(std::get<0>(*second.done));
-  EXPECT_EQ(second.text(), "de");
+  expect_read_waits_for("de");
 }
 
 TEST_F(readiness_test, read_now_reads_what_is_there_and_leaves_every_wait_to_read_some) {
@@ -146,14 +151,7 @@ TEST_F(readiness_test, read_now_on_an_empty_unwatched_socket_gives_nothing_and_r
   EXPECT_FALSE(io::read_now(ours, buf, sizeof buf).has_value()) << "EAGAIN is not a result";
   EXPECT_EQ(idle_state_of(ours), idle_state::unknown);
 
-  pending_read next;
-  start_read(next);
-  settle(50ms);
-  EXPECT_FALSE(next.done.has_value()) << "read_some completed with no bytes sent";
-  peer_send("yz");
-  ASSERT_TRUE(run_until(
-      io, [&] { return next.done.has_value(); }, 3s));
-  EXPECT_EQ(next.text(), "yz");
+  expect_read_waits_for("yz");
 }
 
 TEST_F(readiness_test, bytes_and_close_that_arrive_together_give_the_bytes_then_eof) {
