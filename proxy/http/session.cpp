@@ -262,7 +262,6 @@ asio::awaitable<void> session::serve_requests() {
       // An idle keep-alive connection waits for its next request holding no buffer, no parser
       // state and no exchange frame. The deadline cancels this wait on header timeout or drain;
       // EOF shows up as readable.
-      rec_.idle();
       io::watch_peer_close(client_);  // once per connection: short reads are then trusted
       auto [ec] = co_await io::wait_readable(client_);
       if (ec) {

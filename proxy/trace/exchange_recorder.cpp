@@ -5,56 +5,14 @@
 
 namespace devspaces::proxy::trace {
 
-namespace {
-
-void copy_fields(header_list& out, std::span<const field_view> fields) {
-  out.reserve(out.size() + fields.size());
-  for (const auto& [name, value] : fields) out.emplace_back(name, value);
-}
-
-// An endpoint and its text, formatted again only when the endpoint changes.
-class endpoint_text {
- public:
-  std::string_view of(const boost::asio::ip::tcp::endpoint& ep) {
-    if (!set_ || ep != ep_) {
-      ep_ = ep;
-      text_ = io::format_endpoint(ep).view();
-      set_ = true;
-    }
-    return text_.view();
-  }
-
- private:
-  boost::asio::ip::tcp::endpoint ep_;
-  address_text text_;
-  bool set_ = false;
-};
-
-}  // namespace
-
-struct exchange_recorder::endpoint_texts {
-  endpoint_text client;
-  endpoint_text original_dst;
-  endpoint_text upstream;
-};
-
 exchange_recorder::exchange_recorder(hub* sink, std::size_t body_limit)
     : sink_(sink), body_limit_(body_limit) {}
 exchange_recorder::exchange_recorder(exchange_recorder&&) noexcept = default;
 exchange_recorder& exchange_recorder::operator=(exchange_recorder&&) noexcept = default;
 exchange_recorder::~exchange_recorder() = default;
 
-void exchange_recorder::idle() {
-  texts_.reset();
-}
-
 record& exchange_recorder::rec() {
   return entry_->fill();
-}
-
-exchange_recorder::endpoint_texts& exchange_recorder::texts() {
-  if (!texts_) texts_ = std::make_unique<endpoint_texts>();
-  return *texts_;
 }
 
 bool exchange_recorder::wanted() const {
@@ -76,9 +34,11 @@ void exchange_recorder::begin(const exchange_identity& who) {
 
 void exchange_recorder::begin(const exchange_endpoints& who) {
   if (entry_ || !wanted()) return;
-  auto& t = texts();
-  begin(exchange_identity{who.outbound, who.pod, who.space, t.client.of(who.client),
-                          t.original_dst.of(who.original_dst)});
+  // Formatted straight into the record: cheaper than keeping the text per connection.
+  begin(exchange_identity{who.outbound, who.pod, who.space, {}, {}});
+  auto& r = rec();
+  r.client = io::format_endpoint(who.client).view();
+  r.original_dst = io::format_endpoint(who.original_dst).view();
 }
 
 void exchange_recorder::on_protocol(std::string_view protocol,
@@ -102,7 +62,7 @@ void exchange_recorder::on_request_head(const request_view& head) {
   on_request_line(head.method, head.target, head.version);
   auto& q = rec().request;
   q.host = head.authority;
-  copy_fields(q.headers, head.fields);
+  entry_->add_request_fields(head.fields);
 }
 
 void exchange_recorder::on_route(const std::optional<std::string>& route_as,
@@ -112,7 +72,7 @@ void exchange_recorder::on_route(const std::optional<std::string>& route_as,
                                  std::optional<std::string> trace_id) {
   if (!entry_) return;
   auto& r = rec();
-  if (added) r.request.headers.emplace_back(added->first, added->second);
+  if (added) entry_->add_request_fields(std::span<const field_view>(&*added, 1));
   r.trace_id = std::move(trace_id);
   r.route_as = route_as;
   r.route_as_source = source;
@@ -124,7 +84,7 @@ void exchange_recorder::on_upstream(std::string_view endpoint) {
 }
 
 void exchange_recorder::on_upstream(const boost::asio::ip::tcp::endpoint& endpoint) {
-  if (entry_) rec().upstream = texts().upstream.of(endpoint);
+  if (entry_) rec().upstream = io::format_endpoint(endpoint).view();
 }
 
 void exchange_recorder::on_response_head(const response_view& head) {
@@ -133,7 +93,7 @@ void exchange_recorder::on_response_head(const response_view& head) {
   r.status = head.status;
   r.reason = head.reason;
   r.version = head.version;
-  copy_fields(r.headers, head.fields);
+  entry_->add_response_fields(head.fields);
 }
 
 void exchange_recorder::on_body(message_side side, std::span<const char> bytes) {
@@ -148,11 +108,10 @@ void exchange_recorder::on_body(message_side side, std::span<const char> bytes) 
 
 void exchange_recorder::on_trailers(message_side side, std::span<const field_view> fields) {
   if (!entry_) return;
-  auto& r = rec();
   if (side == message_side::request) {
-    copy_fields(r.request.headers, fields);
-  } else if (r.response) {
-    copy_fields(r.response->trailers, fields);
+    entry_->add_request_fields(fields);
+  } else if (rec().response) {
+    entry_->add_trailers(fields);
   }
 }
 
@@ -161,6 +120,7 @@ void exchange_recorder::finish(std::chrono::microseconds duration, const char* e
   auto& r = rec();
   r.duration = duration;
   if (error != nullptr) r.error = error;
+  entry_->seal();
   sink_->push(std::move(entry_));
   entry_.reset();
 }

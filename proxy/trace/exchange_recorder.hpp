@@ -29,7 +29,7 @@ struct exchange_identity {
   std::string_view original_dst;  ///< "ip:port"
 };
 
-/// The same as endpoints: a connection's recorder formats them once, not per exchange.
+/// The same as endpoints, formatted into the record.
 struct exchange_endpoints {
   bool outbound = false;
   std::string_view pod;
@@ -77,7 +77,7 @@ class exchange_recorder {
                 std::optional<std::string> trace_id = std::nullopt);
   /// The upstream actually used ("ip:port").
   void on_upstream(std::string_view endpoint);
-  /// The same as an endpoint (its text is kept while the connection keeps its upstream).
+  /// The same as an endpoint.
   void on_upstream(const boost::asio::ip::tcp::endpoint& endpoint);
   /// The response head the client gets (the upstream's, or the proxy's own error answer).
   void on_response_head(const response_view& head);
@@ -95,19 +95,13 @@ class exchange_recorder {
   void finish(std::chrono::microseconds duration, const char* error);
   /// Drops a record being built without publishing it.
   void discard() { entry_.reset(); }
-  /// The connection goes idle: gives back the endpoints' text (an idle keep-alive connection
-  /// holds as little as it can; the next exchange formats them again).
-  void idle();
 
  private:
-  struct endpoint_texts;
   record& rec();
-  endpoint_texts& texts();
 
   hub* sink_;
   std::size_t body_limit_;
-  std::shared_ptr<lazy_json> entry_;       // only while an exchange is traced
-  std::unique_ptr<endpoint_texts> texts_;  // while the connection is busy
+  std::shared_ptr<lazy_json> entry_;  // only while an exchange is traced
 };
 
 }  // namespace devspaces::proxy::trace

@@ -116,47 +116,72 @@ const std::string& lazy_json::text() const {
 }
 
 response_info& lazy_json::open_response() {
-  auto& r = rec_.response.emplace();
-  r.headers.swap(spare_headers_);
-  r.trailers.swap(spare_trailers_);
-  r.body.prefix.swap(spare_body_);
+  auto& r = rec_.response.emplace(std::move(spare_response_));
+  r.clear_but_headers();
+  response_fields_ = 0;
+  trailers_ = 0;
   return r;
 }
 
 namespace {
 
-// Takes a container's storage, emptied.
-template <class T>
-T emptied(T& from) {
-  T out = std::move(from);
-  out.clear();
-  return out;
+// Replaces a string's text; clear() and append() take a shorter path than assign().
+void set_text(std::string& s, std::string_view text) {
+  s.clear();
+  s.append(text);
 }
 
 }  // namespace
 
-void lazy_json::reuse(const std::shared_ptr<const json_options>& opts) {
-  // Every field as in a new record (it is one); only the storage of the lists, the
-  // bodies and the strings that are often longer than their inline buffer is carried over.
-  if (rec_.response) {
-    spare_headers_ = emptied(rec_.response->headers);
-    spare_trailers_ = emptied(rec_.response->trailers);
-    spare_body_ = emptied(rec_.response->body.prefix);
+void lazy_json::add(header_list& list, std::size_t& used, std::span<const field_view> fields) {
+  list.reserve(used + fields.size());
+  for (const auto& [name, value] : fields) {
+    if (used < list.size()) {
+      set_text(list[used].first, name);
+      set_text(list[used].second, value);
+    } else {
+      list.emplace_back(name, value);
+    }
+    ++used;
   }
-  auto pod = emptied(rec_.pod);
-  auto space = emptied(rec_.space);
-  auto target = emptied(rec_.request.target);
-  auto host = emptied(rec_.request.host);
-  auto headers = emptied(rec_.request.headers);
-  auto body = emptied(rec_.request.body.prefix);
-  std::destroy_at(&rec_);  // no temporary record to move from
-  std::construct_at(&rec_);
-  rec_.pod = std::move(pod);
-  rec_.space = std::move(space);
-  rec_.request.target = std::move(target);
-  rec_.request.host = std::move(host);
-  rec_.request.headers = std::move(headers);
-  rec_.request.body.prefix = std::move(body);
+}
+
+void lazy_json::add_request_fields(std::span<const field_view> fields) {
+  add(rec_.request.headers, request_fields_, fields);
+}
+
+void lazy_json::add_response_fields(std::span<const field_view> fields) {
+  add(rec_.response->headers, response_fields_, fields);
+}
+
+void lazy_json::add_trailers(std::span<const field_view> fields) {
+  add(rec_.response->trailers, trailers_, fields);
+}
+
+namespace {
+
+void keep_first(header_list& list, std::size_t n) {
+  if (list.size() > n) list.erase(list.begin() + static_cast<std::ptrdiff_t>(n), list.end());
+}
+
+}  // namespace
+
+void lazy_json::seal() {
+  keep_first(rec_.request.headers, request_fields_);
+  if (rec_.response) {
+    keep_first(rec_.response->headers, response_fields_);
+    keep_first(rec_.response->trailers, trailers_);
+  }
+}
+
+void lazy_json::reuse(const std::shared_ptr<const json_options>& opts) {
+  // Every field as in a new record (it is one), with the storage of its strings, bodies and
+  // lists carried over; the lists' fields are assigned again by the add_ calls.
+  if (rec_.response) spare_response_ = std::move(*rec_.response);
+  rec_.clear_but_headers();
+  request_fields_ = 0;
+  response_fields_ = 0;
+  trailers_ = 0;
   json_.clear();
   done_.store(false, std::memory_order_relaxed);
   if (opts_ != opts) opts_ = opts;

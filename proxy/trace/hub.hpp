@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "proxy/config.hpp"
+#include "proxy/exchange.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/trace/record.hpp"
 
@@ -39,29 +40,47 @@ class lazy_json {
   lazy_json& operator=(const lazy_json&) = delete;
 
   /// The record being built. Only while the builder is its one owner (before it is published).
+  /// Its header lists are filled with the add_ calls below, then seal() (a reused record's lists
+  /// hold the last exchange's fields until then).
   record& fill() { return rec_; }
   /// Starts the response side of the record being built (fill().response), on the response
-  /// buffers a reused record kept.
+  /// a reused record kept.
   response_info& open_response();
+  /// Appends fields to the request's list: its head, a field the proxy added, its trailers. A
+  /// reused record assigns them to the strings of its last exchange's fields, so a field that
+  /// fits the one before it needs no allocation.
+  void add_request_fields(std::span<const field_view> fields);
+  /// The same for the response's fields (after open_response()).
+  void add_response_fields(std::span<const field_view> fields);
+  /// The same for the response's trailers (after open_response()).
+  void add_trailers(std::span<const field_view> fields);
+  /// Ends the filling: drops what the last exchange left in the lists beyond this one's fields.
+  /// Before the record is published.
+  void seal();
 
   /// The JSON line; thread-safe, serialises on the first call only.
   const std::string& text() const;
 
   /// Empties a published record that nobody else holds any more, for another exchange
-  /// serialised with `opts`: every field as in a new record; the header lists and body
-  /// buffers keep their storage.
+  /// serialised with `opts`: every field as in a new record, except that the header lists keep
+  /// their fields until they are refilled and sealed; the strings and body buffers keep their
+  /// storage.
   void reuse(const std::shared_ptr<const json_options>& opts);
 
  private:
+  static void add(header_list& list, std::size_t& used, std::span<const field_view> fields);
+
   mutable std::mutex mutex_;  // first serialisation only
   mutable std::atomic<bool> done_{false};
   mutable record rec_;
   std::shared_ptr<const json_options> opts_;
   mutable std::string json_;
-  // A reused record's response buffers, until open_response().
-  header_list spare_headers_;
-  header_list spare_trailers_;
-  std::string spare_body_;
+  // A reused record's response, until open_response().
+  response_info spare_response_;
+  // Fields filled for this exchange in each list; the entries beyond are the last exchange's.
+  std::size_t request_fields_ = 0;
+  std::size_t response_fields_ = 0;
+  std::size_t trailers_ = 0;
 };
 
 /// One record as it travels to the ring, followers and the uploader: shared, never copied per

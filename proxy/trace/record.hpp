@@ -37,6 +37,13 @@ struct body_capture {
     }
     truncated = total_bytes > prefix.size();
   }
+  /// As new, keeping the prefix's storage.
+  void clear() {
+    total_bytes = 0;
+    prefix.clear();
+    truncated = false;
+    omitted = false;
+  }
 };
 
 /// An endpoint as text ("10.0.0.7:80", "[fd00::5]:40000"), held inline: a record carries three
@@ -63,6 +70,8 @@ class address_text {
   std::string_view view() const { return {buf_, len_}; }
   /// No endpoint (serialised as null).
   bool empty() const { return len_ == 0; }
+  /// No endpoint again.
+  void clear() { len_ = 0; }
 
  private:
   void assign(std::string_view s) {
@@ -81,6 +90,16 @@ struct request_info {
   std::string host;
   header_list headers;
   body_capture body;
+
+  /// As new, keeping the storage of the strings and of the body (not of the header list,
+  /// which a record being reused refills in place).
+  void clear_but_headers() {
+    method.clear();
+    target.clear();
+    version.clear();
+    host.clear();
+    body.clear();
+  }
 };
 
 /// Response side of a trace record.
@@ -91,10 +110,19 @@ struct response_info {
   header_list headers;
   body_capture body;
   header_list trailers;  ///< trailer fields (HTTP/2 trailers, chunked trailers); empty when none
+
+  /// As new, keeping the storage of the strings and of the body (not of the header lists,
+  /// which a record being reused refills in place).
+  void clear_but_headers() {
+    status = 0;
+    reason.clear();
+    version.clear();
+    body.clear();
+  }
 };
 
 /// One HTTP exchange seen by one proxy side (proxy/trace/README.md, "Raw records"). Built once,
-/// then moved to the sink.
+/// then moved to the sink. A new field must also be reset in clear_but_headers().
 struct record {
   std::string id;  ///< short exchange id, unique per process
   std::chrono::system_clock::time_point ts;
@@ -116,6 +144,30 @@ struct record {
   std::optional<std::int32_t> stream_id;  ///< HTTP/2: the client side's stream id
   /// The W3C trace id of the request's `traceparent` (32 hex digits), when it had a valid one.
   std::optional<std::string> trace_id;
+
+  /// As new for another exchange, keeping the storage of its strings and bodies, except the
+  /// header lists (which a reused record refills in place) and the response (which the caller
+  /// takes out first).
+  void clear_but_headers() {
+    id.clear();
+    ts = {};
+    duration = std::chrono::microseconds{0};
+    outbound = false;
+    pod.clear();
+    space.clear();
+    client.clear();
+    original_dst.clear();
+    upstream.clear();
+    route_as.reset();
+    route_as_source = routing::route_source::none;
+    route = routing::no_decision();
+    request.clear_but_headers();
+    response.reset();
+    error.reset();
+    protocol.clear();
+    stream_id.reset();
+    trace_id.reset();
+  }
 };
 
 /// Serialisation settings shared by every record of a process.
