@@ -323,14 +323,6 @@ bool forbidden_in_trailer(std::string_view name) {
 }
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 std::string_view describe(parse_error e) {
   switch (e) {
     case parse_error::none:
