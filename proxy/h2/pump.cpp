@@ -89,16 +89,11 @@ asio::awaitable<void> pump::read_loop(std::string initial) {
   io::watch_peer_close(sock_);
   auto* data = reinterpret_cast<char*>(in_.data());
   while (ok && !closed_ && !session_over()) {
-    // Bytes already there are read at once; otherwise wait for the next readiness event (no
-    // system call, no coroutine frame) and read then.
+    // Bytes already there are read at once, without a frame; otherwise io::read_some waits for
+    // the next readiness event (no system call) and reads then.
     auto got = io::read_now(sock_, data, in_.size());
-    while (!got) {
-      auto [wec] = co_await io::wait_readable(sock_);
-      if (wec) {
-        got = std::tuple{wec, std::size_t{0}};
-        break;
-      }
-      got = io::read_now(sock_, data, in_.size());
+    if (!got) {
+      got = co_await io::read_some(sock_, data, in_.size());
     }
     const auto [ec, n] = *got;
     if (ec || n == 0) break;

@@ -238,14 +238,10 @@ asio::awaitable<relay_status> message_relay::write_head(tcp::socket& to, const h
 asio::awaitable<relay_status> message_relay::body_step(tcp::socket& from, tcp::socket& to) {
   if (buf_.end == buf_.capacity) co_return relay_status::closed;  // the parser takes what is read
   const auto max = std::min(read_chunk, buf_.capacity - buf_.end);
+  // Bytes already there are read without a frame; a read that must wait takes io::read_some's.
   auto got = read_now(from, max, read_policy::speculative);
-  while (!got) {
-    auto [wec] = co_await io::wait_readable(from);
-    if (wec) {
-      got = std::tuple{wec, std::size_t{0}};
-      break;
-    }
-    got = read_now(from, max, read_policy::speculative);
+  if (!got) {
+    got = co_await io::read_some(from, buf_.base() + buf_.end, max);
   }
   const auto [ec, n] = *got;
   if (stopped_) co_return relay_status::stopped;
