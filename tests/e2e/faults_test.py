@@ -293,12 +293,18 @@ def fault_collector(e):
     check(True, "collector: records flow once the collector is up")
 
 
+def replace_file(path, text):
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
 def fault_bad_reload(e):
     before = e.metric("config_reloads_total", result="error")
-    tmp = e.spaces_path + ".new"
-    with open(tmp, "w") as f:
-        f.write('{"spaces": {"azureuser": {"parent": ')
-    os.rename(tmp, e.spaces_path)
+    with open(e.spaces_path) as f:
+        good = f.read()
+    replace_file(e.spaces_path, '{"spaces": {"azureuser": {"parent": ')
     netns.wait_until(lambda: e.metric("config_reloads_total", result="error") > before, 15,
                      "reload error counted")
     check(True, "bad-reload: config_reloads_total{result=error} counts the broken file")
@@ -311,6 +317,11 @@ def fault_bad_reload(e):
           "bad-reload: routing by the last good tree goes on")
     e.dns.kill()
     e.dns = None
+    # The good file back: a proxy started after this fault (emfile) reads it at start.
+    ok_before = e.metric("config_reloads_total", result="ok")
+    replace_file(e.spaces_path, good)
+    netns.wait_until(lambda: e.metric("config_reloads_total", result="ok") > ok_before, 15,
+                     "good file reloaded")
 
 
 def fault_emfile(e):
