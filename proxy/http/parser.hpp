@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/ascii.hpp"
+
 namespace devspaces::proxy::http {
 
 /// Why a message was rejected. Request errors answer 400 (431 for head_too_large, 505 for
@@ -211,20 +213,7 @@ class parser {
   std::size_t max_head_;
 };
 
-/// ASCII case-insensitive comparison of header names and tokens. Inline: most calls compare a
-/// field name with a constant of another length, which the size check ends at once.
-inline bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const char x = a[i];
-    const char y = b[i];
-    if (x == y) continue;
-    // Equal ignoring case only when they differ in the case bit and are letters.
-    if ((x ^ y) != 0x20) return false;
-    const char l = static_cast<char>(x | 0x20);
-    if (l < 'a' || l > 'z') return false;
-  }
-  return true;
-}
+/// ASCII case-insensitive comparison of header names and tokens.
+using common::iequals;
 
 }  // namespace devspaces::proxy::http

@@ -4,6 +4,8 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include "common/ascii.hpp"
+
 namespace devspaces::proxy::routing {
 
 namespace {
@@ -114,18 +116,6 @@ carrier_value from_baggage(const value_list& values, std::string_view key) {
 
 }  // namespace
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 std::string trace_id::hex() const {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out(32, '0');
@@ -201,7 +191,7 @@ baggage_member find_baggage_member(std::span<const std::string_view> values, std
       const auto eq = kv.find('=');
       if (eq == std::string_view::npos) continue;  // malformed member: skipped
       const auto k = trim_ows(kv.substr(0, eq));
-      if (!is_token(k) || !iequals_ascii(k, key)) continue;
+      if (!is_token(k) || !common::iequals(k, key)) continue;
       auto decoded = decode_baggage_value(trim_ows(kv.substr(eq + 1)));
       if (!decoded) {
         result.status = baggage_member::state::conflict;
@@ -228,13 +218,13 @@ carrier_result read_carriers(std::span<const header_ref> headers, std::string_vi
   int traceparents = 0;
   for (const auto& [name, value] : headers) {
     if (name.empty()) continue;
-    if (iequals_ascii(name, route_header)) {
+    if (common::iequals(name, route_header)) {
       route_values.push_back(value);
-    } else if (iequals_ascii(name, "baggage")) {
+    } else if (common::iequals(name, "baggage")) {
       baggage_values.push_back(value);
-    } else if (iequals_ascii(name, "kubernetes-route-as")) {
+    } else if (common::iequals(name, "kubernetes-route-as")) {
       kube_values.push_back(value);
-    } else if (iequals_ascii(name, "traceparent")) {
+    } else if (common::iequals(name, "traceparent")) {
       traceparent = value;
       ++traceparents;
     }

@@ -70,7 +70,4 @@ struct carrier_result {
 /// `route_header` is the configured header name (lowercase).
 carrier_result read_carriers(std::span<const header_ref> headers, std::string_view route_header);
 
-/// ASCII case-insensitive equality.
-bool iequals_ascii(std::string_view a, std::string_view b);
-
 }  // namespace devspaces::proxy::routing

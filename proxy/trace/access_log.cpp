@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/ascii.hpp"
+
 namespace devspaces::proxy::trace {
 
 namespace {
@@ -88,20 +90,8 @@ std::string_view media_type(std::string_view v) {
   return v;
 }
 
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    char y = b[i];
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-// iequal(name, "content-type") a word at a time: every record with a body asks it of each of its
-// header names. Only the letters' case bit is ignored.
+// common::iequals(name, "content-type") a word at a time: every record with a body asks it of each
+// of its header names. Only the letters' case bit is ignored.
 bool is_content_type(std::string_view name) {
   if (name.size() != 12) return false;
   std::uint64_t head;
@@ -128,7 +118,7 @@ void apply(const header_list& headers, body_capture& body,
     if (!is_content_type(name)) continue;
     const auto type = media_type(value);
     for (const auto& t : omit_types) {
-      if (iequal(type, t)) {
+      if (common::iequals(type, t)) {
         body.prefix.clear();
         body.prefix.shrink_to_fit();
         body.omitted = true;

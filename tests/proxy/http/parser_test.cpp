@@ -67,29 +67,6 @@ outcome req(const std::string& in, std::size_t step = 0) {
   return parse(parser::kind::request, in, step);
 }
 
-TEST(parser, iequals_ignores_the_case_of_letters_only) {
-  EXPECT_TRUE(iequals("Content-Length", "content-length"));
-  EXPECT_TRUE(iequals("TE", "te"));
-  EXPECT_TRUE(iequals("", ""));
-  EXPECT_FALSE(iequals("te", "tex"));
-  EXPECT_FALSE(iequals("Host", "Hosu"));
-  // Pairs 0x20 apart that are not letters are different characters.
-  EXPECT_FALSE(iequals("@", "`"));
-  EXPECT_FALSE(iequals("[", "{"));
-  EXPECT_FALSE(iequals("-", "\r"));
-  EXPECT_FALSE(iequals("\x01", "!"));
-  // Every byte against every byte: equal exactly when lowercasing ASCII letters makes them so.
-  for (int a = 0; a < 256; ++a) {
-    for (int b = 0; b < 256; ++b) {
-      const char x = static_cast<char>(a);
-      const char y = static_cast<char>(b);
-      const auto low = [](int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
-      ASSERT_EQ(iequals(std::string_view(&x, 1), std::string_view(&y, 1)), low(a) == low(b))
-          << a << " " << b;
-    }
-  }
-}
-
 TEST(parser, simple_get_spans_in_place) {
   const std::string in =
       "GET /a?b=1 HTTP/1.1\r\nHost: Example.COM:80\r\nX-Mixed-Case:  v  \r\n\r\n";
