@@ -204,7 +204,10 @@ class session {
   void release_upstream(bool reusable);
 
   // ---- the trace record and the request metrics
+  // Starts the record with the request line as far as it was parsed (a head that failed too).
   void begin_record();
+  // Starts it without the line (note_request_head records the whole head).
+  void start_record();
   // Takes what the steps after parsing need from the request head (fields as views, the trace
   // record's request side); returns the authority the origin will use.
   std::string_view note_request_head();
@@ -722,14 +725,22 @@ asio::awaitable<bool> session::acquire_upstream(const tcp::endpoint& ep, bool fr
 
 // ---- the trace record
 
-void session::begin_record() {
+void session::start_record() {
   const auto& req = request_.message();
   const auto& rh = req.head();
   if (rh.method.len > 0) method_idx_ = method_index(req.text(rh.method));
   if (rec_.active() || !rec_.wanted()) return;
   rec_.begin(trace::exchange_endpoints{ctx_.dir == direction::outbound, cfg_.pod_name, cfg_.space,
                                        ctx_.client, ctx_.original_dst});
+}
+
+void session::begin_record() {
+  const bool started = rec_.active();
+  start_record();
+  if (started || !rec_.active()) return;
   // The start line is known as soon as it was parsed, also when the head then failed.
+  const auto& req = request_.message();
+  const auto& rh = req.head();
   rec_.on_request_line(req.text(rh.method), req.text(rh.target), req.text(rh.version));
 }
 
@@ -739,7 +750,7 @@ std::string_view session::note_request_head() {
   const std::string_view host = req.text(rh.authority);
   fields_.clear();
   for (const auto& f : rh.headers) fields_.emplace_back(req.text(f.name), req.text(f.value));
-  begin_record();
+  start_record();
   rec_.on_request_head(
       {req.text(rh.method), req.text(rh.target), req.text(rh.version), host, fields_});
   rec_.on_body(trace::message_side::request, req.body());

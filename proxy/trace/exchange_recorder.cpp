@@ -26,8 +26,8 @@ void exchange_recorder::begin(const exchange_identity& who) {
   r.id = next_id();
   r.ts = std::chrono::system_clock::now();
   r.outbound = who.outbound;
-  r.pod = who.pod;
-  r.space = who.space;
+  set_text(r.pod, who.pod);
+  set_text(r.space, who.space);
   r.client = who.client;
   r.original_dst = who.original_dst;
 }
@@ -44,7 +44,7 @@ void exchange_recorder::begin(const exchange_endpoints& who) {
 void exchange_recorder::on_protocol(std::string_view protocol,
                                     std::optional<std::int32_t> stream_id) {
   if (!entry_) return;
-  rec().protocol = protocol;
+  set_text(rec().protocol, protocol);
   rec().stream_id = stream_id;
 }
 
@@ -52,16 +52,16 @@ void exchange_recorder::on_request_line(std::string_view method, std::string_vie
                                         std::string_view version) {
   if (!entry_) return;
   auto& q = rec().request;
-  q.method = method;
-  q.target = target;
-  q.version = version;
+  set_text(q.method, method);
+  set_text(q.target, target);
+  set_text(q.version, version);
 }
 
 void exchange_recorder::on_request_head(const request_view& head) {
   if (!entry_) return;
   on_request_line(head.method, head.target, head.version);
   auto& q = rec().request;
-  q.host = head.authority;
+  set_text(q.host, head.authority);
   entry_->add_request_fields(head.fields);
 }
 
@@ -91,8 +91,8 @@ void exchange_recorder::on_response_head(const response_view& head) {
   if (!entry_) return;
   auto& r = entry_->open_response();
   r.status = head.status;
-  r.reason = head.reason;
-  r.version = head.version;
+  set_text(r.reason, head.reason);
+  set_text(r.version, head.version);
   entry_->add_response_fields(head.fields);
 }
 

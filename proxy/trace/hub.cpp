@@ -123,16 +123,6 @@ response_info& lazy_json::open_response() {
   return r;
 }
 
-namespace {
-
-// Replaces a string's text; clear() and append() take a shorter path than assign().
-void set_text(std::string& s, std::string_view text) {
-  s.clear();
-  s.append(text);
-}
-
-}  // namespace
-
 void lazy_json::add(header_list& list, std::size_t& used, std::span<const field_view> fields) {
   list.reserve(used + fields.size());
   for (const auto& [name, value] : fields) {

@@ -16,6 +16,13 @@ namespace devspaces::proxy::trace {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
+/// Replaces a string's text, keeping its storage: clear() and append() take a shorter path
+/// than assign() (a record's strings are set this way on every traced exchange).
+inline void set_text(std::string& s, std::string_view text) {
+  s.clear();
+  s.append(text);
+}
+
 /// Captured body prefix of one message (at most --trace-body-bytes).
 struct body_capture {
   std::uint64_t total_bytes = 0;  ///< all body bytes seen (trace field body_bytes)
