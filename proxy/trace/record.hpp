@@ -83,7 +83,7 @@ class address_text {
  private:
   void assign(std::string_view s) {
     len_ = s.size() < capacity ? s.size() : capacity;
-    std::memcpy(buf_, s.data(), len_);
+    if (len_ != 0) std::memcpy(buf_, s.data(), len_);  // an empty view's data may be null
   }
   char buf_[capacity];  // the first len_ bytes are the text
   std::size_t len_ = 0;
