@@ -493,6 +493,9 @@ TEST(session, smuggling_vectors_get_400_and_nothing_reaches_upstream) {
   ASSERT_EQ(last.size(), 1u);
   EXPECT_NE(last[0].json->text().find("\"error\":\"bad_request\""), std::string::npos)
       << last[0].json->text();
+  // A rejected head's record still names its request line, as far as it was parsed.
+  EXPECT_NE(last[0].json->text().find("\"method\":\"POST\",\"target\":\"/\""), std::string::npos)
+      << last[0].json->text();
 }
 
 TEST(session, both_cl_and_te_reason_text) {
