@@ -117,10 +117,11 @@ void message_relay::count_written(std::size_t n) {
     hooks_.written_bytes->Increment(static_cast<double>(n));
 }
 
-// The one place this relay reads. Reads are readiness-first (io::read_now): a receive is made
-// only when the socket may hold bytes, so the read after a message's last bytes finds nothing to
-// do and the caller waits for the next readiness event (io::wait_readable: no system call, no
-// coroutine frame) instead of a recv failing with EAGAIN.
+// Where this relay reads without waiting. Reads are readiness-first (io::read_now): a receive is
+// made only when the socket may hold bytes, so the read after a message's last bytes finds
+// nothing to do and the caller waits for the next readiness event (a head with
+// io::wait_readable: no system call, no coroutine frame; a body with io::read_some) instead of a
+// recv failing with EAGAIN.
 std::optional<std::tuple<boost::system::error_code, std::size_t>> message_relay::read_now(
     tcp::socket& from, std::size_t max, read_policy policy) {
   if (policy == read_policy::wait_first) return std::nullopt;
