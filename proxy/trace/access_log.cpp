@@ -90,6 +90,23 @@ std::string_view media_type(std::string_view v) {
   return v;
 }
 
+void apply(const header_list& headers, body_capture& body,
+           const std::vector<std::string>& omit_types) {
+  if (body.prefix.empty()) return;
+  for (const auto& [name, value] : headers) {
+    if (!is_content_type(name)) continue;
+    if (omitted_type(value, omit_types)) {
+      body.prefix.clear();
+      body.prefix.shrink_to_fit();
+      body.omitted = true;
+      body.truncated = body.total_bytes > 0;
+    }
+    return;
+  }
+}
+
+}  // namespace
+
 // common::iequals(name, "content-type") a word at a time: every record with a body asks it of each
 // of its header names. Only the letters' case bit is ignored.
 bool is_content_type(std::string_view name) {
@@ -111,26 +128,13 @@ bool is_content_type(std::string_view name) {
   return (head | mask) == want_head && (tail | 0x20202020U) == want_tail;
 }
 
-void apply(const header_list& headers, body_capture& body,
-           const std::vector<std::string>& omit_types) {
-  if (body.prefix.empty()) return;
-  for (const auto& [name, value] : headers) {
-    if (!is_content_type(name)) continue;
-    const auto type = media_type(value);
-    for (const auto& t : omit_types) {
-      if (common::iequals(type, t)) {
-        body.prefix.clear();
-        body.prefix.shrink_to_fit();
-        body.omitted = true;
-        body.truncated = body.total_bytes > 0;
-        return;
-      }
-    }
-    return;
+bool omitted_type(std::string_view content_type, const std::vector<std::string>& omit_types) {
+  const auto type = media_type(content_type);
+  for (const auto& t : omit_types) {
+    if (common::iequals(type, t)) return true;
   }
+  return false;
 }
-
-}  // namespace
 
 std::string access_log_line(const record& r, bool json) {
   line_builder b{json, {}};

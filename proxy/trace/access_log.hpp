@@ -22,4 +22,10 @@ void write_access_log(const record& r, bool json);
 /// and the body marked omitted. Byte counts stay.
 void apply_body_policy(record& r, const std::vector<std::string>& omit_types);
 
+/// True when a field name is `Content-Type` (any case).
+bool is_content_type(std::string_view name);
+/// True when a Content-Type value's media type is one of `omit_types`: the body policy keeps
+/// no prefix of that message's body.
+bool omitted_type(std::string_view content_type, const std::vector<std::string>& omit_types);
+
 }  // namespace devspaces::proxy::trace

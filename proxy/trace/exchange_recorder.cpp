@@ -1,9 +1,14 @@
 #include "proxy/trace/exchange_recorder.hpp"
 
 #include "proxy/io/socket_util.hpp"
+#include "proxy/trace/access_log.hpp"
 #include "proxy/trace/hub.hpp"
+#include "proxy/trace/packed.hpp"
 
 namespace devspaces::proxy::trace {
+
+using packed::item;
+using packed::writer;
 
 exchange_recorder::exchange_recorder(hub* sink, std::size_t body_limit)
     : sink_(sink), body_limit_(body_limit) {}
@@ -11,58 +16,71 @@ exchange_recorder::exchange_recorder(exchange_recorder&&) noexcept = default;
 exchange_recorder& exchange_recorder::operator=(exchange_recorder&&) noexcept = default;
 exchange_recorder::~exchange_recorder() = default;
 
-record& exchange_recorder::rec() {
-  return entry_->fill();
+packed::buffer& exchange_recorder::out() {
+  return entry_->packed();
 }
 
 bool exchange_recorder::wanted() const {
   return sink_ != nullptr && sink_->wanted();
 }
 
+void exchange_recorder::start(bool outbound, std::string_view pod, std::string_view space) {
+  entry_ = sink_->open();
+  request_body_ = {};
+  response_body_ = {};
+  response_open_ = false;
+  const auto id = next_id();
+  const std::int64_t ts = std::chrono::system_clock::now().time_since_epoch().count();
+  writer(out()).put(item::begin, std::string_view(id), ts, std::uint8_t{outbound}, pod, space);
+}
+
 void exchange_recorder::begin(const exchange_identity& who) {
   if (entry_ || sink_ == nullptr || !sink_->wanted()) return;
-  entry_ = sink_->open();
-  auto& r = rec();
-  r.id = next_id();
-  r.ts = std::chrono::system_clock::now();
-  r.outbound = who.outbound;
-  set_text(r.pod, who.pod);
-  set_text(r.space, who.space);
-  r.client = who.client;
-  r.original_dst = who.original_dst;
+  start(who.outbound, who.pod, who.space);
+  writer w(out());
+  if (!who.client.empty()) w.put(item::client, who.client);
+  if (!who.original_dst.empty()) w.put(item::original_dst, who.original_dst);
 }
 
 void exchange_recorder::begin(const exchange_endpoints& who) {
   if (entry_ || !wanted()) return;
-  // Formatted straight into the record: cheaper than keeping the text per connection.
-  begin(exchange_identity{who.outbound, who.pod, who.space, {}, {}});
-  auto& r = rec();
-  r.client = io::format_endpoint(who.client).view();
-  r.original_dst = io::format_endpoint(who.original_dst).view();
+  start(who.outbound, who.pod, who.space);
+  writer w(out());
+  w.put(item::client, io::format_endpoint(who.client).view());
+  w.put(item::original_dst, io::format_endpoint(who.original_dst).view());
 }
 
 void exchange_recorder::on_protocol(std::string_view protocol,
                                     std::optional<std::int32_t> stream_id) {
   if (!entry_) return;
-  set_text(rec().protocol, protocol);
-  rec().stream_id = stream_id;
+  writer(out()).put(item::protocol, protocol, std::uint8_t{stream_id.has_value()},
+                    std::int32_t{stream_id.value_or(0)});
 }
 
 void exchange_recorder::on_request_line(std::string_view method, std::string_view target,
                                         std::string_view version) {
   if (!entry_) return;
-  auto& q = rec().request;
-  set_text(q.method, method);
-  set_text(q.target, target);
-  set_text(q.version, version);
+  writer(out()).put(item::request_line, method, target, version);
+}
+
+void exchange_recorder::note_fields(body_state& body, std::span<const field_view> fields) {
+  // The first Content-Type of the message decides, as apply_body_policy does for a whole record.
+  if (body.typed) return;
+  for (const auto& [name, value] : fields) {
+    if (!is_content_type(name)) continue;
+    body.typed = true;
+    body.omit = omitted_type(value, sink_->options().omit_body_types);
+    return;
+  }
 }
 
 void exchange_recorder::on_request_head(const request_view& head) {
   if (!entry_) return;
   on_request_line(head.method, head.target, head.version);
-  auto& q = rec().request;
-  set_text(q.host, head.authority);
-  entry_->add_request_fields(head.fields);
+  writer w(out());
+  w.put(item::host, head.authority);
+  w.fields(item::request_field, head.fields);
+  note_fields(request_body_, head.fields);
 }
 
 void exchange_recorder::on_route(const std::optional<std::string>& route_as,
@@ -71,56 +89,73 @@ void exchange_recorder::on_route(const std::optional<std::string>& route_as,
                                  std::optional<field_view> added,
                                  std::optional<std::string> trace_id) {
   if (!entry_) return;
-  auto& r = rec();
-  if (added) entry_->add_request_fields(std::span<const field_view>(&*added, 1));
-  r.trace_id = std::move(trace_id);
-  r.route_as = route_as;
-  r.route_as_source = source;
-  r.route = std::move(decision);
+  writer w(out());
+  if (added) {
+    const std::span<const field_view> one(&*added, 1);
+    w.fields(item::request_field, one);
+    note_fields(request_body_, one);
+  }
+  w.put(item::route, std::uint8_t{route_as.has_value()},
+        route_as ? std::string_view(*route_as) : std::string_view(),
+        static_cast<std::uint8_t>(source), std::uint8_t{trace_id.has_value()},
+        trace_id ? std::string_view(*trace_id) : std::string_view());
+  entry_->set_route(std::move(decision));
 }
 
 void exchange_recorder::on_upstream(std::string_view endpoint) {
-  if (entry_) rec().upstream = endpoint;
+  if (!entry_) return;
+  writer(out()).put(item::upstream, endpoint);
 }
 
 void exchange_recorder::on_upstream(const boost::asio::ip::tcp::endpoint& endpoint) {
-  if (entry_) rec().upstream = io::format_endpoint(endpoint).view();
+  if (entry_) on_upstream(io::format_endpoint(endpoint).view());
 }
 
 void exchange_recorder::on_response_head(const response_view& head) {
   if (!entry_) return;
-  auto& r = entry_->open_response();
-  r.status = head.status;
-  set_text(r.reason, head.reason);
-  set_text(r.version, head.version);
-  entry_->add_response_fields(head.fields);
+  response_open_ = true;
+  response_body_ = {};
+  writer w(out());
+  w.put(item::response_head, std::int32_t{head.status}, head.reason, head.version);
+  w.fields(item::response_field, head.fields);
+  note_fields(response_body_, head.fields);
 }
 
 void exchange_recorder::on_body(message_side side, std::span<const char> bytes) {
   if (!entry_) return;
-  auto& r = rec();
-  if (side == message_side::request) {
-    r.request.body.append(bytes, body_limit_);
-  } else if (r.response) {
-    r.response->body.append(bytes, body_limit_);
-  }
+  const bool request = side == message_side::request;
+  if (!request && !response_open_) return;
+  auto& body = request ? request_body_ : response_body_;
+  body.total += bytes.size();
+  if (body.omit || body.kept >= body_limit_ || bytes.empty()) return;
+  const std::size_t room = body_limit_ - body.kept;
+  const std::size_t n = bytes.size() < room ? bytes.size() : room;
+  body.kept += n;
+  writer(out()).put(request ? item::request_body : item::response_body,
+                    std::string_view(bytes.data(), n));
 }
 
 void exchange_recorder::on_trailers(message_side side, std::span<const field_view> fields) {
   if (!entry_) return;
+  writer w(out());
   if (side == message_side::request) {
-    entry_->add_request_fields(fields);
-  } else if (rec().response) {
-    entry_->add_trailers(fields);
+    w.fields(item::request_field, fields);
+    note_fields(request_body_, fields);
+  } else if (response_open_) {
+    w.fields(item::trailer, fields);
   }
 }
 
 void exchange_recorder::finish(std::chrono::microseconds duration, const char* error) {
   if (!entry_) return;
-  auto& r = rec();
-  r.duration = duration;
-  if (error != nullptr) r.error = error;
-  entry_->seal();
+  // The policy marks a body omitted only when it withheld bytes (there were some to keep).
+  const auto omitted = [this](const body_state& b) {
+    return std::uint8_t{b.omit && b.total > 0 && body_limit_ > 0};
+  };
+  writer(out()).put(item::end, std::int64_t{duration.count()}, std::uint8_t{error != nullptr},
+                    error != nullptr ? std::string_view(error) : std::string_view(),
+                    std::uint64_t{request_body_.total}, omitted(request_body_),
+                    std::uint64_t{response_body_.total}, omitted(response_body_));
   sink_->push(std::move(entry_));
   entry_.reset();
 }

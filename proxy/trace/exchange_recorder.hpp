@@ -13,6 +13,7 @@
 
 #include "proxy/exchange.hpp"
 #include "proxy/routing/decision.hpp"
+#include "proxy/trace/packed.hpp"
 #include "proxy/trace/record.hpp"
 
 namespace devspaces::proxy::trace {
@@ -44,6 +45,10 @@ enum class message_side { request, response };
 /// Builds the trace record of one exchange step by step, for any protocol. When tracing is off
 /// (no sink, or the sink wants nothing) begin() allocates nothing and every other call returns
 /// at once: the data path calls it unconditionally and never touches a record itself.
+///
+/// Each call appends to the record's packed form (proxy/trace/packed.hpp); the recorder keeps
+/// only what deciding the next step needs: body bytes counted and kept per side, and the body
+/// policy's verdict (a form post's prefix is never written).
 class exchange_recorder {
  public:
   /// `sink` may be null (tracing off). `body_limit` is --trace-body-bytes.
@@ -97,11 +102,23 @@ class exchange_recorder {
   void discard() { entry_.reset(); }
 
  private:
-  record& rec();
+  // One message's body, as far as the record goes.
+  struct body_state {
+    std::uint64_t total = 0;  // bytes seen
+    std::size_t kept = 0;     // bytes written to the record (at most body_limit_)
+    bool typed = false;       // a Content-Type field was seen: `omit` is decided
+    bool omit = false;        // the body policy keeps no prefix
+  };
+  void start(bool outbound, std::string_view pod, std::string_view space);
+  void note_fields(body_state& body, std::span<const field_view> fields);
+  packed::buffer& out();
 
   hub* sink_;
   std::size_t body_limit_;
   std::shared_ptr<lazy_json> entry_;  // only while an exchange is traced
+  body_state request_body_;
+  body_state response_body_;
+  bool response_open_ = false;  // a response head was recorded
 };
 
 }  // namespace devspaces::proxy::trace

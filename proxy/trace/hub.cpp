@@ -103,75 +103,32 @@ hub::~hub() {
   close();
 }
 
+void lazy_json::unpack(record& r) const {
+  packed::unpack(packed_.view(), route_, r);
+}
+
 const std::string& lazy_json::text() const {
   if (!done_.load(std::memory_order_acquire)) {
     std::lock_guard lock(mutex_);
     if (!done_.load(std::memory_order_relaxed)) {
-      append_json(json_, rec_, *opts_);
-      rec_ = record{};
+      if (rec_) {
+        append_json(json_, *rec_, *opts_);
+        rec_.reset();
+      } else {
+        record r;
+        unpack(r);
+        append_json(json_, r, *opts_);
+      }
       done_.store(true, std::memory_order_release);
     }
   }
   return json_;
 }
 
-response_info& lazy_json::open_response() {
-  auto& r = rec_.response.emplace(std::move(spare_response_));
-  r.clear_but_headers();
-  response_fields_ = 0;
-  trailers_ = 0;
-  return r;
-}
-
-void lazy_json::add(header_list& list, std::size_t& used, std::span<const field_view> fields) {
-  list.reserve(used + fields.size());
-  for (const auto& [name, value] : fields) {
-    if (used < list.size()) {
-      set_text(list[used].first, name);
-      set_text(list[used].second, value);
-    } else {
-      list.emplace_back(name, value);
-    }
-    ++used;
-  }
-}
-
-void lazy_json::add_request_fields(std::span<const field_view> fields) {
-  add(rec_.request.headers, request_fields_, fields);
-}
-
-void lazy_json::add_response_fields(std::span<const field_view> fields) {
-  add(rec_.response->headers, response_fields_, fields);
-}
-
-void lazy_json::add_trailers(std::span<const field_view> fields) {
-  add(rec_.response->trailers, trailers_, fields);
-}
-
-namespace {
-
-void keep_first(header_list& list, std::size_t n) {
-  if (list.size() > n) list.erase(list.begin() + static_cast<std::ptrdiff_t>(n), list.end());
-}
-
-}  // namespace
-
-void lazy_json::seal() {
-  keep_first(rec_.request.headers, request_fields_);
-  if (rec_.response) {
-    keep_first(rec_.response->headers, response_fields_);
-    keep_first(rec_.response->trailers, trailers_);
-  }
-}
-
 void lazy_json::reuse(const std::shared_ptr<const json_options>& opts) {
-  // Every field as in a new record (it is one), with the storage of its strings, bodies and
-  // lists carried over; the lists' fields are assigned again by the add_ calls.
-  if (rec_.response) spare_response_ = std::move(*rec_.response);
-  rec_.clear_but_headers();
-  request_fields_ = 0;
-  response_fields_ = 0;
-  trailers_ = 0;
+  rec_.reset();
+  packed_.clear(16 * 1024);  // a typical record is 1–3 KiB
+  route_.reset();
   json_.clear();
   done_.store(false, std::memory_order_relaxed);
   if (opts_ != opts) opts_ = opts;
@@ -203,18 +160,25 @@ void hub::recycle(std::shared_ptr<const lazy_json> json) {
   spares.push_back(std::const_pointer_cast<lazy_json>(std::move(json)));
 }
 
+void hub::log_access(const record& r) const {
+  if (options_.access_log == access_log_mode::all ||
+      (options_.access_log == access_log_mode::errors && r.error.has_value())) {
+    write_access_log(r, options_.access_log_json);
+  }
+}
+
 void hub::push(record&& r) {
-  push(std::make_shared<lazy_json>(std::move(r), json_options_));
+  apply_body_policy(r, options_.omit_body_types);
+  if (options_.access_log != access_log_mode::off) log_access(r);
+  publish(std::make_shared<lazy_json>(std::move(r), json_options_));
 }
 
 void hub::push(std::shared_ptr<lazy_json> entry) {
-  auto& r = entry->fill();
-  apply_body_policy(r, options_.omit_body_types);
+  // The recorder applied the body policy while it wrote the record.
   if (options_.access_log != access_log_mode::off) {
-    const bool failed = r.error.has_value();
-    if (options_.access_log == access_log_mode::all || failed) {
-      write_access_log(r, options_.access_log_json);
-    }
+    record r;
+    entry->unpack(r);
+    log_access(r);
   }
   publish(std::move(entry));
 }

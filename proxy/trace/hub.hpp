@@ -18,69 +18,56 @@
 #include "proxy/config.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/trace/packed.hpp"
 #include "proxy/trace/record.hpp"
 
 namespace devspaces::proxy::trace {
 
 /// A record whose JSON line (no newline) is built on first use, at most once, on the thread of
-/// the first consumer (a follower, a replay or the uploader). The data path fills the record in
-/// place (hub::open, then hub::publish_record) and never copies or serialises it, so tracing
-/// with nobody reading costs no serialisation; a record that nobody holds any more is reused for
-/// a later exchange with its storage (header lists, body buffers) kept.
+/// the first consumer (a follower, a replay or the uploader). The data path writes the record in
+/// its packed form (proxy/trace/packed.hpp: one buffer, written front to back while the exchange
+/// runs, then published with hub::push) and never serialises it, so tracing with nobody reading
+/// costs no serialisation; a record that nobody holds any more is reused for a later exchange
+/// with its buffer kept.
 class lazy_json {
  public:
-  /// An empty record, to be filled in place before it is published.
+  /// An empty record, to be written in its packed form before it is published.
   explicit lazy_json(std::shared_ptr<const json_options> opts) : opts_(std::move(opts)) {}
   /// Keeps `r` until the first text() call serialises it with `opts`.
   lazy_json(record r, std::shared_ptr<const json_options> opts)
-      : rec_(std::move(r)), opts_(std::move(opts)) {}
+      : opts_(std::move(opts)), rec_(std::make_unique<record>(std::move(r))) {}
   /// An already serialised line (push_json).
   explicit lazy_json(std::string json) : done_(true), json_(std::move(json)) {}
   lazy_json(const lazy_json&) = delete;
   lazy_json& operator=(const lazy_json&) = delete;
 
-  /// The record being built. Only while the builder is its one owner (before it is published).
-  /// Its header lists are filled with the add_ calls below, then seal() (a reused record's lists
-  /// hold the last exchange's fields until then).
-  record& fill() { return rec_; }
-  /// Starts the response side of the record being built (fill().response), on the response
-  /// a reused record kept.
-  response_info& open_response();
-  /// Appends fields to the request's list: its head, a field the proxy added, its trailers. A
-  /// reused record assigns them to the strings of its last exchange's fields, so a field that
-  /// fits the one before it needs no allocation.
-  void add_request_fields(std::span<const field_view> fields);
-  /// The same for the response's fields (after open_response()).
-  void add_response_fields(std::span<const field_view> fields);
-  /// The same for the response's trailers (after open_response()).
-  void add_trailers(std::span<const field_view> fields);
-  /// Ends the filling: drops what the last exchange left in the lists beyond this one's fields.
-  /// Before the record is published.
-  void seal();
+  /// The packed record being written. Only while the builder is its one owner (before it is
+  /// published).
+  packed::buffer& packed() { return packed_; }
+  /// The record's route decision (kept beside the packed bytes: it is shared, not copied).
+  void set_route(std::shared_ptr<const routing::route_decision> decision) {
+    route_ = std::move(decision);
+  }
+  /// The record as built, unpacked into `r` (a new record).
+  void unpack(record& r) const;
 
   /// The JSON line; thread-safe, serialises on the first call only.
   const std::string& text() const;
 
   /// Empties a published record that nobody else holds any more, for another exchange
-  /// serialised with `opts`: every field as in a new record, except that the header lists keep
-  /// their fields until they are refilled and sealed; the strings and body buffers keep their
-  /// storage.
+  /// serialised with `opts`; the packed buffer keeps its storage.
   void reuse(const std::shared_ptr<const json_options>& opts);
 
  private:
-  static void add(header_list& list, std::size_t& used, std::span<const field_view> fields);
-
-  mutable std::mutex mutex_;  // first serialisation only
+  // What the data path touches per exchange comes first, on as few cache lines as possible.
+  packed::buffer packed_;
+  std::shared_ptr<const routing::route_decision> route_;  // null: no decision
   mutable std::atomic<bool> done_{false};
-  mutable record rec_;
   std::shared_ptr<const json_options> opts_;
   mutable std::string json_;
-  // A reused record's response, until open_response().
-  response_info spare_response_;
-  // Fields filled for this exchange in each list; the entries beyond are the last exchange's.
-  std::size_t request_fields_ = 0;
-  std::size_t response_fields_ = 0;
-  std::size_t trailers_ = 0;
+  mutable std::mutex mutex_;  // first serialisation only
+  // A record pushed whole (hub::push(record&&)) instead of packed; freed once serialised.
+  mutable std::unique_ptr<record> rec_;
 };
 
 /// One record as it travels to the ring, followers and the uploader: shared, never copied per
@@ -164,8 +151,8 @@ class hub {
 
   /// Serialises and publishes one record. Never blocks on a consumer, never throws.
   void push(record&& r);
-  /// An empty record to fill in place (a reused one when this thread has one to spare) and
-  /// publish with push(); the data path's way, without copies.
+  /// An empty record to write in its packed form (a reused one when this thread has one to
+  /// spare) and publish with push(); the data path's way, without copies.
   std::shared_ptr<lazy_json> open();
   /// Publishes a record from open() (the caller's reference is taken).
   void push(std::shared_ptr<lazy_json> r);
@@ -224,6 +211,7 @@ class hub {
  private:
   void publish(std::shared_ptr<const lazy_json> json);
   void recycle(std::shared_ptr<const lazy_json> json);
+  void log_access(const record& r) const;
   void count_dropped(std::uint64_t n);
 
   const hub_options options_;

@@ -16,13 +16,6 @@ namespace devspaces::proxy::trace {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
-/// Replaces a string's text, keeping its storage: clear() and append() take a shorter path
-/// than assign() (a record's strings are set this way on every traced exchange).
-inline void set_text(std::string& s, std::string_view text) {
-  s.clear();
-  s.append(text);
-}
-
 /// Captured body prefix of one message (at most --trace-body-bytes).
 struct body_capture {
   std::uint64_t total_bytes = 0;  ///< all body bytes seen (trace field body_bytes)
@@ -43,13 +36,6 @@ struct body_capture {
       prefix.append(data.data(), n);
     }
     truncated = total_bytes > prefix.size();
-  }
-  /// As new, keeping the prefix's storage.
-  void clear() {
-    total_bytes = 0;
-    prefix.clear();
-    truncated = false;
-    omitted = false;
   }
 };
 
@@ -97,16 +83,6 @@ struct request_info {
   std::string host;
   header_list headers;
   body_capture body;
-
-  /// As new, keeping the storage of the strings and of the body (not of the header list,
-  /// which a record being reused refills in place).
-  void clear_but_headers() {
-    method.clear();
-    target.clear();
-    version.clear();
-    host.clear();
-    body.clear();
-  }
 };
 
 /// Response side of a trace record.
@@ -117,19 +93,10 @@ struct response_info {
   header_list headers;
   body_capture body;
   header_list trailers;  ///< trailer fields (HTTP/2 trailers, chunked trailers); empty when none
-
-  /// As new, keeping the storage of the strings and of the body (not of the header lists,
-  /// which a record being reused refills in place).
-  void clear_but_headers() {
-    status = 0;
-    reason.clear();
-    version.clear();
-    body.clear();
-  }
 };
 
-/// One HTTP exchange seen by one proxy side (proxy/trace/README.md, "Raw records"). Built once,
-/// then moved to the sink. A new field must also be reset in clear_but_headers().
+/// One HTTP exchange seen by one proxy side (proxy/trace/README.md, "Raw records"). The data
+/// path writes it in its packed form (packed.hpp); a new field needs an item there too.
 struct record {
   std::string id;  ///< short exchange id, unique per process
   std::chrono::system_clock::time_point ts;
@@ -151,30 +118,6 @@ struct record {
   std::optional<std::int32_t> stream_id;  ///< HTTP/2: the client side's stream id
   /// The W3C trace id of the request's `traceparent` (32 hex digits), when it had a valid one.
   std::optional<std::string> trace_id;
-
-  /// As new for another exchange, keeping the storage of its strings and bodies, except the
-  /// header lists (which a reused record refills in place) and the response (which the caller
-  /// takes out first).
-  void clear_but_headers() {
-    id.clear();
-    ts = {};
-    duration = std::chrono::microseconds{0};
-    outbound = false;
-    pod.clear();
-    space.clear();
-    client.clear();
-    original_dst.clear();
-    upstream.clear();
-    route_as.reset();
-    route_as_source = routing::route_source::none;
-    route = routing::no_decision();
-    request.clear_but_headers();
-    response.reset();
-    error.reset();
-    protocol.clear();
-    stream_id.reset();
-    trace_id.reset();
-  }
 };
 
 /// Serialisation settings shared by every record of a process.

@@ -109,9 +109,9 @@ TEST(RecordAllocations, ATracedExchangeNobodyReadsAllocatesNothingOnceTheRingIsF
   const std::size_t before = allocations;
   EXPECT_GE(before - start, 64u) << "the ring's records are allocated while it fills";
   for (std::size_t i = 200; i < 400; ++i) one_exchange(rec, in, i);
-  // The record itself, its lists, its body buffer, its endpoints, the strings of the pod,
-  // target and host, and the strings of its fields (values longer than a string's inline
-  // buffer among them) come from the record the ring let go of: no allocation for any of them.
+  // The record and its packed buffer (endpoints, start line, fields with values longer than a
+  // string's inline buffer, body prefix) come from the record the ring let go of: no
+  // allocation for any of them.
   EXPECT_EQ(allocations - before, 0u) << "allocations in 200 exchanges";
   // And the records are whole: the newest one serialises with every part.
   const auto json = h.last(1).at(0).json->text();
