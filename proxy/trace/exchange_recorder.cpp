@@ -1,6 +1,5 @@
 #include "proxy/trace/exchange_recorder.hpp"
 
-#include "proxy/io/socket_util.hpp"
 #include "proxy/trace/access_log.hpp"
 #include "proxy/trace/hub.hpp"
 #include "proxy/trace/packed.hpp"
@@ -46,8 +45,8 @@ void exchange_recorder::begin(const exchange_endpoints& who) {
   if (entry_ || !wanted()) return;
   start(who.outbound, who.pod, who.space);
   writer w(out());
-  w.put(item::client, io::format_endpoint(who.client).view());
-  w.put(item::original_dst, io::format_endpoint(who.original_dst).view());
+  w.put(item::client_address, packed::address_bytes(who.client));
+  w.put(item::original_dst_address, packed::address_bytes(who.original_dst));
 }
 
 void exchange_recorder::on_protocol(std::string_view protocol,
@@ -108,7 +107,7 @@ void exchange_recorder::on_upstream(std::string_view endpoint) {
 }
 
 void exchange_recorder::on_upstream(const boost::asio::ip::tcp::endpoint& endpoint) {
-  if (entry_) on_upstream(io::format_endpoint(endpoint).view());
+  if (entry_) writer(out()).put(item::upstream_address, packed::address_bytes(endpoint));
 }
 
 void exchange_recorder::on_response_head(const response_view& head) {

@@ -30,7 +30,7 @@ struct exchange_identity {
   std::string_view original_dst;  ///< "ip:port"
 };
 
-/// The same as endpoints, formatted into the record.
+/// The same with endpoints, which the record keeps as socket addresses (formatted when read).
 struct exchange_endpoints {
   bool outbound = false;
   std::string_view pod;
@@ -61,7 +61,7 @@ class exchange_recorder {
   /// Starts a record for the next exchange when the sink wants one; idempotent. The record is
   /// built in place where the sink keeps it (nothing is copied when it is published).
   void begin(const exchange_identity& who);
-  /// The same; the endpoints' text is kept for the connection's next exchanges.
+  /// The same from endpoints (cheaper: they are formatted only if the record is read).
   void begin(const exchange_endpoints& who);
   /// True when begin() would start a record now (tracing on and someone to read it).
   bool wanted() const;

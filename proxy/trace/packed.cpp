@@ -4,6 +4,11 @@
 #include <optional>
 #include <utility>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "proxy/io/socket_util.hpp"
+
 namespace devspaces::proxy::trace::packed {
 
 namespace {
@@ -50,6 +55,20 @@ class reader {
   bool ok_ = true;
 };
 
+// The text of an endpoint packed as its sockaddr; false when the bytes are no IPv4 or IPv6
+// socket address.
+bool endpoint_text(std::string_view bytes, address_text& out) {
+  boost::asio::ip::tcp::endpoint ep;
+  if (bytes.size() > ep.capacity() || bytes.size() < sizeof(sa_family_t)) return false;
+  std::memcpy(ep.data(), bytes.data(), bytes.size());
+  const auto family = ep.data()->sa_family;
+  const std::size_t want = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  if ((family != AF_INET && family != AF_INET6) || bytes.size() != want) return false;
+  ep.resize(bytes.size());
+  out = io::format_endpoint(ep).view();
+  return true;
+}
+
 void finish_body(body_capture& body, std::uint64_t total, bool omitted) {
   body.total_bytes = total;
   body.omitted = omitted;
@@ -92,6 +111,15 @@ bool unpack(std::string_view packed, std::shared_ptr<const routing::route_decisi
       case item::upstream:
         r.upstream = in.text();
         break;
+      case item::client_address:
+      case item::original_dst_address:
+      case item::upstream_address: {
+        auto& text = kind == item::client_address         ? r.client
+                     : kind == item::original_dst_address ? r.original_dst
+                                                          : r.upstream;
+        if (!endpoint_text(in.text(), text)) return false;
+        break;
+      }
       case item::protocol: {
         r.protocol = in.text();
         const bool has_stream = in.u8() != 0;

@@ -20,6 +20,8 @@
 #include <string_view>
 #include <type_traits>
 
+#include <boost/asio/ip/tcp.hpp>
+
 #include "proxy/routing/decision.hpp"
 #include "proxy/trace/record.hpp"
 
@@ -44,7 +46,17 @@ enum class item : std::uint8_t {
   response_body,   ///< the next bytes of the response's body prefix (text)
   end,             ///< duration (i64 µs), has error (u8), error (text: empty when none),
                    ///< request body: total (u64), omitted (u8); response body: the same
+  // Endpoints as their socket address (text: the sockaddr's bytes), formatted when unpacked:
+  // three per exchange, and formatting is most of what writing them would cost.
+  client_address,        ///< the client endpoint's sockaddr
+  original_dst_address,  ///< the original destination's sockaddr
+  upstream_address,      ///< the upstream's sockaddr
 };
+
+/// An endpoint's socket address as the text of a *_address item.
+inline std::string_view address_bytes(const boost::asio::ip::tcp::endpoint& ep) {
+  return {reinterpret_cast<const char*>(ep.data()), ep.size()};
+}
 
 /// A growable byte buffer that keeps its storage when cleared (the packed record of a reused
 /// ring entry).
@@ -100,7 +112,8 @@ class writer {
   template <class Fields>
   void fields(item list, const Fields& fields) {
     std::size_t n = 0;
-    for (const auto& [name, value] : fields) n += 1 + 2 * sizeof(std::uint32_t) + name.size() + value.size();
+    for (const auto& [name, value] : fields)
+      n += 1 + 2 * sizeof(std::uint32_t) + name.size() + value.size();
     if (n == 0) return;
     char* p = out_.extend(n);
     for (const auto& [name, value] : fields) {

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "proxy/trace/exchange_recorder.hpp"
 #include "proxy/trace/hub.hpp"
@@ -27,8 +29,7 @@ void write_sample(packed::buffer& b) {
   w.put(item::client, std::string_view("10.0.0.1:5000"));
   w.put(item::original_dst, std::string_view("10.96.0.10:80"));
   w.put(item::protocol, std::string_view("h2"), std::uint8_t{1}, std::int32_t{7});
-  w.put(item::request_line, std::string_view("GET"), std::string_view("/x"),
-        std::string_view("2"));
+  w.put(item::request_line, std::string_view("GET"), std::string_view("/x"), std::string_view("2"));
   w.put(item::host, std::string_view("serviceb"));
   const std::vector<field_view> fields{{"accept", "*/*"}, {"x-empty", ""}};
   w.fields(item::request_field, fields);
@@ -127,6 +128,31 @@ TEST(PackedRecord, TheBufferGrowsAndKeepsItsStorageWhenClearedUpToABound) {
   EXPECT_LT(b.capacity(), 16u * 1024);
 }
 
+TEST(PackedRecord, EndpointsArePackedAsSocketAddressesAndFormattedWhenUnpacked) {
+  using tcp = boost::asio::ip::tcp;
+  const tcp::endpoint v4{boost::asio::ip::make_address("10.0.0.7"), 80};
+  const tcp::endpoint v6{boost::asio::ip::make_address("fd00::5"), 40000};
+  packed::buffer b;
+  packed::writer w(b);
+  w.put(item::client_address, packed::address_bytes(v6));
+  w.put(item::original_dst_address, packed::address_bytes(v4));
+  w.put(item::upstream_address, packed::address_bytes(v4));
+  proxy::trace::record r;
+  ASSERT_TRUE(packed::unpack(b.view(), nullptr, r));
+  EXPECT_EQ(r.client.view(), "[fd00::5]:40000");
+  EXPECT_EQ(r.original_dst.view(), "10.0.0.7:80");
+  EXPECT_EQ(r.upstream.view(), "10.0.0.7:80");
+
+  // Bytes that are no socket address of their family's size are refused.
+  auto wrong = std::string(packed::address_bytes(v4));
+  wrong.pop_back();
+  packed::buffer bad;
+  packed::writer(bad).put(item::client_address, std::string_view(wrong));
+  proxy::trace::record rb;
+  EXPECT_FALSE(packed::unpack(bad.view(), nullptr, rb));
+  EXPECT_TRUE(rb.client.empty());
+}
+
 std::string body_of(const std::string& json, const std::string& side) {
   const auto at = json.find("\"" + side + "\":{");
   return at == std::string::npos ? std::string() : json.substr(at);
@@ -144,8 +170,9 @@ TEST(PackedRecord, TheBodyPolicyHoldsForFieldsThatArriveLate) {
   rec.on_trailers(message_side::request, late);
   rec.finish(std::chrono::microseconds(1), nullptr);
   const auto json = h.last(1).at(0).json->text();
-  EXPECT_NE(json.find("\"body_bytes\":21,\"body\":\"\",\"body_truncated\":true,\"body_omitted\":true"),
-            std::string::npos)
+  EXPECT_NE(
+      json.find("\"body_bytes\":21,\"body\":\"\",\"body_truncated\":true,\"body_omitted\":true"),
+      std::string::npos)
       << json;
   EXPECT_EQ(json.find("password"), std::string::npos) << json;
 
