@@ -90,7 +90,7 @@ std::string process_metrics() {
 int method_index(std::string_view method) {
   for (std::size_t i = 0; i + 1 < metric_methods.size(); ++i)
     if (metric_methods[i] == method) return static_cast<int>(i);
-  return static_cast<int>(metric_methods.size() - 1);
+  return method_other;
 }
 
 code_class class_of_status(int status) {

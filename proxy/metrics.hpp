@@ -34,6 +34,8 @@ enum class memory_result : int { hit = 0, miss, stored };
 inline constexpr std::array<std::string_view, 10> metric_methods{
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "OTHER"};
 
+/// The index of OTHER in metric_methods.
+inline constexpr int method_other = static_cast<int>(metric_methods.size()) - 1;
 /// Index into metric_methods for a request method (OTHER for non-standard ones).
 int method_index(std::string_view method);
 /// code_class for a status code (100..599); anything else counts as error.

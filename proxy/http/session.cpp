@@ -293,7 +293,7 @@ void session::prepare_exchange() {
   response_.reset();
   rec_.discard();
   head_done_at_ = {};
-  method_idx_ = method_index("OTHER");
+  method_idx_ = method_other;
   deadline_.reset();
   deadline_.arm(exchange_start_ + cfg_.header_timeout, wait_request_head);
 }
